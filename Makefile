@@ -1,0 +1,48 @@
+# Two commands set everything up; both are safe to run again (they reinstall only what changed).
+#   make lab    create .venv, install the course, open JupyterLab on chapters/
+#   make test   create .venv with the test tools, run the unit tests and every notebook (nbval)
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/python -m pip
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-m 'not slow' tests"
+PYTEST_ARGS ?=
+SHARED_CHECK := ../shared/tools/notebook_check.py
+
+.PHONY: lab test execute lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch comes first, pinned, so that pip never resolves an unpinned torch to a multi-GB CUDA build.
+$(VENV)/.course: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install --quiet -c constraints.txt torch
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.course-dev: $(VENV)/.course
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+lab: $(VENV)/.course
+	$(BIN)/jupyter lab --notebook-dir=chapters $(LAB_ARGS)
+
+# COURSE_DEVICE=cpu: stored outputs come from the CPU, so a GPU machine must reproduce them there.
+test: $(VENV)/.course-dev
+	COURSE_DEVICE=cpu $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -f $(SHARED_CHECK) ]; then $(BIN)/python $(SHARED_CHECK) . --strict; fi
+
+# Re-run notebooks in a fresh kernel and store their outputs: make execute NB="chapters/02_self_attention.ipynb"
+execute: $(VENV)/.course-dev
+	COURSE_DEVICE=cpu $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(NB)
+
+# Refresh constraints.txt from the current environment (after changing pyproject.toml ranges).
+lock: $(VENV)/.course-dev
+	{ sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,166 @@
+"""Checked exercises and concept questions.
+
+A notebook's exercise cell ends with ``check("ch02.scale", my_answer)``. The checker says whether the
+answer is right and, if not, gives a hint; an exercise left as ``...`` reports "not yet" instead of
+raising, so a notebook passes its tests as shipped. Each chapter's checkers live in ``chNN.py`` beside
+this file and are imported on first use, so adding a chapter never edits this file.
+
+Quick concept questions work the same way: ``quiz("ch02.q1")`` shows a multiple-choice widget and
+``answer("ch02.q1", "b")`` prints the explanation for that choice without needing a widget.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+Checker = Callable[[Any], "Result"]
+_CHECKERS: dict[str, Checker] = {}
+_QUESTIONS: dict[str, "Question"] = {}
+_PASSED: dict[str, bool] = {}  # what this kernel has seen: exercise name -> passed
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict on one answer: ``passed`` and a message that explains it."""
+
+    name: str
+    passed: bool
+    message: str
+
+    def __str__(self) -> str:
+        mark = "correct" if self.passed else "not yet"
+        return f"[{self.name}] {mark}: {self.message}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython shows str(), not the dataclass repr
+        printer.text(str(self))
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    correct: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    prompt: str
+    choices: tuple[Choice, ...]
+
+
+def exercise(name: str) -> Callable[[Checker], Checker]:
+    """Register ``fn(answer) -> (passed, message)`` as the checker of exercise ``name``."""
+
+    def register(fn: Callable[[Any], tuple[bool, str]]) -> Checker:
+        def checker(answer: Any) -> Result:
+            passed, message = fn(answer)
+            return Result(name, passed, message)
+
+        _CHECKERS[name] = checker
+        return checker
+
+    return register
+
+
+def question(name: str, prompt: str, choices: list[tuple[str, bool, str]]) -> None:
+    """Register a multiple-choice question: ``choices`` holds (text, is_correct, explanation)."""
+    if sum(correct for _, correct, _ in choices) != 1:
+        raise ValueError(f"question {name!r} needs exactly one correct choice")
+    _QUESTIONS[name] = Question(name, prompt, tuple(Choice(*c) for c in choices))
+
+
+def _load(name: str) -> None:
+    """Import the chapter module that defines ``name`` (``ch02.scale`` lives in ``ch02.py``)."""
+    chapter = name.split(".")[0]
+    try:
+        importlib.import_module(f"{__name__}.{chapter}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{chapter}":
+            raise  # the chapter module exists but one of its imports failed
+        if any(k.split(".")[0] == chapter for k in [*_CHECKERS, *_QUESTIONS]):
+            return  # registered elsewhere (e.g. by a test), not by a chapter module
+        raise KeyError(f"no exercises for chapter {chapter!r}; names look like 'ch02.scale'") from None
+
+
+def check(name: str, answer: Any) -> Result:
+    """Check ``answer`` to exercise ``name`` and remember the verdict for ``progress()``."""
+    if name not in _CHECKERS:
+        _load(name)
+    if name not in _CHECKERS:
+        known = ", ".join(sorted(k for k in _CHECKERS if k.split(".")[0] == name.split(".")[0]))
+        raise KeyError(f"unknown exercise {name!r}; this chapter has: {known}")
+    if answer is ... or answer is None:
+        result = Result(name, False, "replace the `...` with your answer and run the cell again")
+    else:
+        try:
+            result = _CHECKERS[name](answer)
+        except Exception as exc:  # a learner's code may raise anything; report it as a hint
+            result = Result(name, False, f"your answer raised {type(exc).__name__}: {exc}")
+    _PASSED[name] = _PASSED.get(name, False) or result.passed
+    return result
+
+
+def progress() -> str:
+    """A one-line-per-exercise summary of what this kernel has checked so far."""
+    if not _PASSED:
+        return "no exercise checked yet in this kernel"
+    lines = [f"  {'passed ' if ok else 'not yet'}  {name}" for name, ok in sorted(_PASSED.items())]
+    done = sum(_PASSED.values())
+    return f"{done} of {len(_PASSED)} checked exercises passed\n" + "\n".join(lines)
+
+
+def answer(name: str, choice: str) -> str:
+    """Answer concept question ``name`` with a letter ('a', 'b', ...) and get the explanation."""
+    if name not in _QUESTIONS:
+        _load(name)
+    q = _QUESTIONS[name]
+    index = ord(choice.strip().lower()) - ord("a")
+    if not 0 <= index < len(q.choices):
+        raise ValueError(f"choose a letter from a to {chr(ord('a') + len(q.choices) - 1)}, not {choice!r}")
+    c = q.choices[index]
+    verdict = "right" if c.correct else "not quite"
+    _PASSED[name] = _PASSED.get(name, False) or c.correct
+    return f"{verdict}: {c.why}"
+
+
+def quiz(name: str):
+    """Show concept question ``name`` as radio buttons that explain each choice when picked."""
+    import ipywidgets as widgets
+
+    if name not in _QUESTIONS:
+        _load(name)
+    q = _QUESTIONS[name]
+    labels = [f"{chr(ord('a') + i)}) {c.text}" for i, c in enumerate(q.choices)]
+    buttons = widgets.RadioButtons(options=labels, value=None, layout=widgets.Layout(width="auto"))
+    feedback = widgets.HTML()
+
+    def on_change(change) -> None:
+        if change["new"] is not None:
+            feedback.value = answer(name, chr(ord("a") + labels.index(change["new"])))
+
+    buttons.observe(on_change, names="value")
+    return widgets.VBox([widgets.HTML(f"<b>{q.prompt}</b>"), buttons, feedback])
+
+
+def compare(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5) -> str:
+    """Compare two tensors like a unit test would, and say how close they are.
+
+    Returns ``"name: exact"``, ``"name: approximate (maxdiff 3e-07)"`` or ``"name: WRONG ..."``, so a
+    learner sees at once whether a hand-written piece matches the reference.
+    """
+    got, expected = torch.as_tensor(got), torch.as_tensor(expected)
+    if got.shape != expected.shape:
+        return f"{name}: WRONG shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if torch.equal(got, expected):
+        return f"{name}: exact"
+    diff = (got.double() - expected.double()).abs().max().item()
+    verdict = "approximate" if diff <= atol else "WRONG"
+    return f"{name}: {verdict} (maxdiff {diff:.1e})"
+
+
+__all__ = ["Result", "answer", "check", "compare", "exercise", "progress", "question", "quiz"]

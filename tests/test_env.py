@@ -1,0 +1,56 @@
+"""The set-up every notebook calls: device choice, seeding and the library-version check."""
+
+import numpy as np
+import pytest
+import torch
+
+import course_lib
+from course_lib import can_compile, check_version, get_device, seed_everything, setup_notebook
+
+
+def test_get_device_defaults_to_best_available():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert get_device().type == expected
+
+
+def test_get_device_honours_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+
+
+def test_get_device_rejects_unknown_and_missing(monkeypatch):
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            get_device("cuda")
+
+
+def test_can_compile_is_false_on_windows(monkeypatch):
+    monkeypatch.setattr("platform.system", lambda: "Windows")
+    assert can_compile("cpu") is False
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    assert can_compile("cpu") is True
+
+
+def test_seed_everything_repeats_every_generator():
+    seed_everything(123)
+    first = (np.random.rand(3), torch.rand(3))
+    seed_everything(123)
+    second = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_check_version_accepts_patch_and_names_the_fix():
+    major_minor = ".".join(course_lib.__version__.split(".")[:2])
+    check_version(major_minor + ".99")
+    with pytest.raises(RuntimeError, match=r"written for course_lib 0\.0\.1.*git pull"):
+        check_version("0.0.1")
+
+
+def test_setup_notebook_fixes_threads_and_seed():
+    device = setup_notebook(course_lib.__version__, seed=7, threads=1)
+    assert torch.get_num_threads() == 1 and isinstance(device, torch.device)
+    value = torch.rand(1)
+    setup_notebook(course_lib.__version__, seed=7, threads=1)
+    assert torch.equal(torch.rand(1), value)
