@@ -1,0 +1,126 @@
+"""Small plotting helpers the chapters share, so a notebook cell shows the picture, not the plumbing.
+
+A flat module of small functions: each takes tensors or arrays, checks them, draws on a matplotlib
+``Axes`` (made for you when you pass none) and returns what it drew on, so a notebook can add a
+title or save the figure. Chapters add their helpers here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+def _as_numpy(x: ArrayLike, name: str) -> np.ndarray:
+    """A float NumPy copy of ``x`` (detached, on the CPU), so callers may pass tensors from any device."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float64)
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, not {type(x).__name__}")
+
+
+def _check_tokens(tokens: Sequence[str], length: int, name: str, axis: str) -> list[str]:
+    tokens = [str(t) for t in tokens]
+    if len(tokens) != length:
+        raise ValueError(
+            f"{name} has {len(tokens)} labels but the weights have {length} {axis}; pass one label per {axis[:-1]}"
+        )
+    return tokens
+
+
+def attention_heatmap(
+    weights: ArrayLike,
+    query_tokens: Sequence[str],
+    key_tokens: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    annotate: bool | None = None,
+    vmax: float | None = 1.0,
+) -> Axes:
+    """Draw a (T_q, T_k) attention matrix with the query tokens down the side and the key tokens along the top.
+
+    Row ``i`` is what query token ``i`` looks at, so each row of a softmax output sums to one; the colour
+    scale runs from 0 to ``vmax`` (1 by default, so two heatmaps are comparable; ``None`` scales to the
+    data). ``annotate`` writes each weight in its cell; by default only when the matrix is small
+    enough (at most 8 x 8) for the numbers to be readable. Used from chapter 02 on.
+    """
+    w = _as_numpy(weights, "weights")
+    if w.ndim != 2:
+        raise ValueError(f"weights must be 2-D (queries, keys), got shape {w.shape}; pick one head and batch item")
+    queries = _check_tokens(query_tokens, w.shape[0], "query_tokens", "rows")
+    keys = _check_tokens(query_tokens if key_tokens is None else key_tokens, w.shape[1], "key_tokens", "columns")
+    if ax is None:
+        size = max(2.5, 0.45 * max(w.shape) + 1.2)
+        _, ax = plt.subplots(figsize=(size + 0.8, size))
+    image = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=vmax, aspect="equal")
+    ax.set_xticks(range(len(keys)), keys, rotation=90)
+    ax.set_yticks(range(len(queries)), queries)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    ax.xaxis.set_ticks_position("top")
+    ax.xaxis.set_label_position("top")
+    if annotate is None:
+        annotate = max(w.shape) <= 8
+    if annotate:
+        top = vmax if vmax is not None else w.max()
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                colour = "black" if w[i, j] > 0.6 * top else "white"
+                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    if title:
+        ax.set_title(title, pad=8)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def attention_heads_grid(
+    weights: ArrayLike,
+    tokens: Sequence[str],
+    ncols: int = 4,
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+) -> Figure:
+    """Draw every head's (T, T) attention matrix side by side from one (n_head, T, T) tensor.
+
+    Heads of one layer are easiest to compare on one shared colour scale (0 to 1) and in one grid;
+    tick labels are written only on the left column and the top row to keep the grid readable.
+    Used in chapter 03 and the BERT and GPT chapters.
+    """
+    w = _as_numpy(weights, "weights")
+    if w.ndim != 3 or w.shape[1] != w.shape[2]:
+        raise ValueError(f"weights must have shape (n_head, T, T), got {w.shape}; pick one batch item and layer")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    n_head, T, _ = w.shape
+    tokens = _check_tokens(tokens, T, "tokens", "rows")
+    if titles is None:
+        titles = [f"head {h}" for h in range(n_head)]
+    elif len(titles) != n_head:
+        raise ValueError(f"titles has {len(titles)} entries but there are {n_head} heads; pass one title per head")
+    ncols = min(ncols, n_head)
+    nrows = math.ceil(n_head / ncols)
+    cell = max(1.8, 0.28 * T + 0.8)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.4), squeeze=False)
+    for h, ax in enumerate(axes.flat):
+        if h >= n_head:
+            ax.axis("off")
+            continue
+        ax.imshow(w[h], cmap="viridis", vmin=0.0, vmax=1.0)
+        row, col = divmod(h, ncols)
+        ax.set_xticks(range(T), tokens if row == 0 else [], rotation=90, fontsize=7)
+        ax.set_yticks(range(T), tokens if col == 0 else [], fontsize=7)
+        ax.xaxis.set_ticks_position("top")
+        ax.set_title(titles[h], fontsize=9)  # matplotlib lifts it above top tick labels
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,83 @@
+"""The shared plotting helpers draw what they are given, label it with the tokens, and reject bad input early."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display in tests
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib.plots import attention_heads_grid, attention_heatmap  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_heatmap_shows_the_weights_with_tokens_on_both_axes():
+    w = torch.softmax(torch.randn(3, 4), dim=-1)
+    ax = attention_heatmap(w, ["a", "b", "c"], ["w", "x", "y", "z"], title="t")
+    np.testing.assert_allclose(ax.images[0].get_array(), w.numpy(), rtol=1e-6)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["w", "x", "y", "z"]
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    assert ax.get_title() == "t"
+    # small matrices are annotated with their weights, rounded to two places
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{v:.2f}" for v in w.flatten().tolist())
+
+
+def test_heatmap_defaults_keys_to_queries_and_skips_numbers_when_large():
+    w = np.full((10, 10), 0.1)
+    ax = attention_heatmap(w, [str(i) for i in range(10)], vmax=None)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(i) for i in range(10)]
+    assert len(ax.texts) == 0
+
+
+def test_heatmap_draws_on_a_given_axes_and_accepts_gradients():
+    _, ax = plt.subplots()
+    w = torch.ones(2, 2, requires_grad=True) / 2
+    assert attention_heatmap(w, ["p", "q"], ax=ax) is ax
+
+
+def test_heatmap_rejects_bad_input_with_the_fix():
+    with pytest.raises(ValueError, match="2-D"):
+        attention_heatmap(torch.ones(1, 2, 2), ["a", "b"])
+    with pytest.raises(ValueError, match="query_tokens has 2 labels but the weights have 3 rows"):
+        attention_heatmap(torch.ones(3, 3), ["a", "b"])
+    with pytest.raises(ValueError, match="key_tokens has 1 labels but the weights have 3 columns"):
+        attention_heatmap(torch.ones(3, 3), ["a", "b", "c"], ["k"])
+    with pytest.raises(TypeError, match="not list"):
+        attention_heatmap([[1.0]], ["a"])
+
+
+def test_heads_grid_draws_one_panel_per_head_and_hides_spares():
+    w = torch.softmax(torch.randn(5, 3, 3), dim=-1)
+    fig = attention_heads_grid(w, ["x", "y", "z"], ncols=3, suptitle="layer 0")
+    axes = fig.axes
+    assert len(axes) == 6
+    drawn = [ax for ax in axes if ax.images]
+    assert len(drawn) == 5 and not axes[5].axison
+    for h, ax in enumerate(drawn):
+        np.testing.assert_allclose(ax.images[0].get_array(), w[h].numpy(), rtol=1e-6)
+        assert ax.get_title() == f"head {h}"
+    # labels only on the outer edges: top row has key labels, left column query labels
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["x", "y", "z"]
+    assert {t.get_text() for t in axes[4].get_xticklabels()} == {""}
+    assert [t.get_text() for t in axes[3].get_yticklabels()] == ["x", "y", "z"]
+    assert {t.get_text() for t in axes[4].get_yticklabels()} == {""}
+    assert fig._suptitle.get_text() == "layer 0"
+
+
+def test_heads_grid_rejects_bad_input_with_the_fix():
+    with pytest.raises(ValueError, match=r"\(n_head, T, T\)"):
+        attention_heads_grid(torch.ones(2, 3, 4), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="tokens has 2 labels"):
+        attention_heads_grid(torch.ones(2, 3, 3), ["a", "b"])
+    with pytest.raises(ValueError, match="one title per head"):
+        attention_heads_grid(torch.ones(2, 3, 3), ["a", "b", "c"], titles=["only one"])
+    with pytest.raises(ValueError, match="ncols must be at least 1"):
+        attention_heads_grid(torch.ones(2, 3, 3), ["a", "b", "c"], ncols=0)
