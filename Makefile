@@ -31,8 +31,11 @@ $(VENV)/.course-dev: $(VENV)/.course
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Jupyter refuses to start as root unless told; containers and CI machines often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(VENV)/.course
-	$(BIN)/jupyter lab --notebook-dir=chapters $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=chapters $(ROOT_FLAG) $(LAB_ARGS)
 
 # COURSE_DEVICE=cpu: stored outputs come from the CPU, so a GPU machine must reproduce them there.
 test: $(VENV)/.course-dev
