@@ -12,7 +12,7 @@ Python loop over them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -166,21 +166,99 @@ class NGramModel:
         return float(np.exp(-self.log_probs(ids).mean()))
 
     def generate(
-        self, prompt: Sequence[int] | np.ndarray, max_new_tokens: int, seed: int | np.random.Generator = 0
+        self,
+        prompt: Sequence[int] | np.ndarray,
+        max_new_tokens: int,
+        seed: int | np.random.Generator = 0,
+        stop: int | None = None,
     ) -> list[int]:
         """Extend ``prompt`` by sampling one token at a time from :meth:`next_token_probs`.
 
-        Returns prompt and new tokens together. ``seed`` (or a NumPy ``Generator``) makes it repeatable.
+        Returns prompt and new tokens together; stops early after sampling token ``stop`` if given.
+        ``seed`` (or a NumPy ``Generator``) makes it repeatable.
         """
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        out = _as_ids(prompt, self.vocab_size, "prompt").tolist()
-        self._context(out)  # a too-short prompt fails here, before any sampling
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        for _ in range(max_new_tokens):
-            probs = self.next_token_probs(out)
-            out.append(int(rng.choice(self.vocab_size, p=probs)))
-        return out
+        self._context(prompt)  # a too-short prompt fails here, before any sampling
+        return _sample(self.next_token_probs, self.vocab_size, prompt, max_new_tokens, seed, stop)
 
 
-__all__ = ["NGramModel"]
+@dataclass(frozen=True)
+class BackoffNGram:
+    """Predict each token from the longest end of the context that occurred in training.
+
+    An n-gram model with large n has seen almost no long context twice, so most of its contexts are
+    new; instead of smoothing towards the uniform distribution, this backs off to the (n-1)-gram, then
+    the (n-2)-gram, ..., and samples from the first order whose context it has counts for (the rule the
+    "infini-gram" of Liu et al., 2024 uses). The result is the most fluent text counting alone can give,
+    which is what chapter 00 needs to separate fluent form from getting the answer right.
+    """
+
+    models: tuple[NGramModel, ...]  # models[i] has order i + 1, all fitted on the same text
+
+    def __post_init__(self) -> None:
+        orders = [m.n for m in self.models]
+        if orders != list(range(1, len(orders) + 1)):
+            raise ValueError(f"models must have orders 1, 2, ..., n in that order; got orders {orders}")
+        if len({m.vocab_size for m in self.models}) > 1:
+            raise ValueError("all models must share one vocab_size (fit them on the same encoded text)")
+
+    @classmethod
+    def fit(cls, ids: Sequence[int] | np.ndarray, n: int, vocab_size: int) -> BackoffNGram:
+        """Count every order from 1 to ``n`` in ``ids``."""
+        arr = _as_ids(ids, vocab_size, "ids")
+        NGramModel(n, vocab_size)  # validates n and vocab_size before counting n times
+        return cls(tuple(NGramModel.fit(arr, order, vocab_size) for order in range(1, n + 1)))
+
+    @property
+    def n(self) -> int:
+        return len(self.models)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.models[0].vocab_size
+
+    def order_used(self, context: Sequence[int] | np.ndarray) -> int:
+        """The largest order whose context (the last order - 1 tokens) occurred in training."""
+        arr = _as_ids(context, self.vocab_size, "context")
+        for model in reversed(self.models[: len(arr) + 1]):
+            if model.counts(arr).any():
+                return model.n
+        raise ValueError("the unigram counts are empty: fit the model on a non-empty text")
+
+    def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Maximum-likelihood next-token probabilities under the longest seen context: (V,) float64."""
+        return self.models[self.order_used(context) - 1].next_token_probs(context)
+
+    def generate(
+        self,
+        prompt: Sequence[int] | np.ndarray,
+        max_new_tokens: int,
+        seed: int | np.random.Generator = 0,
+        stop: int | None = None,
+    ) -> list[int]:
+        """Like :meth:`NGramModel.generate`, backing off at each step; any prompt length works."""
+        return _sample(self.next_token_probs, self.vocab_size, prompt, max_new_tokens, seed, stop)
+
+
+def _sample(
+    next_token_probs: Callable[[list[int]], np.ndarray],
+    vocab_size: int,
+    prompt: Sequence[int] | np.ndarray,
+    max_new_tokens: int,
+    seed: int | np.random.Generator,
+    stop: int | None,
+) -> list[int]:
+    """The sampling loop both models share: draw a token, append it, repeat."""
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if stop is not None and not 0 <= stop < vocab_size:
+        raise ValueError(f"stop={stop!r} is not a token id (0 <= id < vocab_size={vocab_size})")
+    out = _as_ids(prompt, vocab_size, "prompt").tolist()
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    for _ in range(max_new_tokens):
+        out.append(int(rng.choice(vocab_size, p=next_token_probs(out))))
+        if out[-1] == stop:
+            break
+    return out
+
+
+__all__ = ["BackoffNGram", "NGramModel"]

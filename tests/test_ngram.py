@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.ngram import NGramModel
+from course_lib.ngram import BackoffNGram, NGramModel
 
 
 def reference_prob(ids, n, vocab_size, k, context, token):
@@ -130,3 +130,38 @@ def test_bad_queries_are_named():
         model.counts([3, 0])
     with pytest.raises(TypeError, match="integer token ids"):
         model.log_probs([0.5, 1.0, 2.0])
+
+
+def test_backoff_uses_the_longest_seen_context():
+    # corpus "abcabd": context "ab" is seen (followed by c and d); "cb" never is, so it backs off to "b"
+    ids = [0, 1, 2, 0, 1, 3]
+    model = BackoffNGram.fit(ids, n=3, vocab_size=4)
+    assert [m.n for m in model.models] == [1, 2, 3]
+    assert model.order_used([0, 1]) == 3
+    np.testing.assert_allclose(model.next_token_probs([0, 1]), [0, 0, 0.5, 0.5])
+    assert model.order_used([2, 1]) == 2  # "b" alone was followed by c and d
+    np.testing.assert_allclose(model.next_token_probs([2, 1]), [0, 0, 0.5, 0.5])
+    assert model.order_used([3]) == 1  # "d" ends the text: nothing ever followed it
+    np.testing.assert_allclose(model.next_token_probs([3]), np.bincount(ids, minlength=4) / 6)
+    assert model.order_used([]) == 1
+
+
+def test_backoff_generation_agrees_with_the_plain_model_where_contexts_are_seen():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 4, size=3000).tolist()
+    backoff = BackoffNGram.fit(ids, n=3, vocab_size=4)
+    plain = NGramModel.fit(ids, n=3, vocab_size=4)
+    # every 2-token context occurs in 3000 random tokens over 4 symbols, so both sample identically
+    assert backoff.generate(ids[:2], 100, seed=5) == plain.generate(ids[:2], 100, seed=5)
+    out = backoff.generate([1], 50, seed=0, stop=2)
+    assert out[-1] == 2 and 2 not in out[1:-1]
+
+
+def test_backoff_rejects_mismatched_models():
+    a, b = NGramModel.fit([0, 1, 0], 1, 2), NGramModel.fit([0, 1, 0], 3, 2)
+    with pytest.raises(ValueError, match="orders 1, 2, ..., n"):
+        BackoffNGram((a, b))
+    with pytest.raises(ValueError, match="share one vocab_size"):
+        BackoffNGram((a, NGramModel.fit([0, 1, 0], 2, 3)))
+    with pytest.raises(ValueError, match="stop=9"):
+        BackoffNGram((a,)).generate([0], 3, stop=9)
