@@ -6,8 +6,33 @@ the same thing, and then relies on this library for the heavy lifting.
 
 __version__ = "0.1.0"
 
-from course_lib.device import can_compile, get_device
-from course_lib.env import check_version, seed_everything, setup_notebook
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for editors and type checkers; at run time these load on first use, below
+    from course_lib.device import can_compile, get_device
+    from course_lib.env import check_version, seed_everything, setup_notebook
+
+# Loaded on first use (PEP 562), not here, so that `import course_lib` works without PyTorch and
+# `python -m course_lib.doctor` can say that torch is missing instead of dying of it. Keep torch
+# imports out of this file (tests/test_doctor.py checks it).
+_LAZY = {
+    "can_compile": "course_lib.device",
+    "get_device": "course_lib.device",
+    "check_version": "course_lib.env",
+    "seed_everything": "course_lib.env",
+    "setup_notebook": "course_lib.env",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'course_lib' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "__version__",
