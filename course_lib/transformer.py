@@ -1,0 +1,214 @@
+"""The transformer core that GPT, BERT and the Llama-style model all run (chapters 04, 07, 08 and 10).
+
+A block is attention then an MLP, each wrapped in a residual connection and a normalisation. The
+model families of the course differ in a handful of choices inside the block, so those choices are
+fields of ``BlockConfig`` rather than separate classes:
+
+================  ==============================  ==============================  ==========================
+field             GPT-2                           BERT                            Llama
+================  ==============================  ==============================  ==========================
+``norm``          ``"layernorm"``                 ``"layernorm"``                 ``"rmsnorm"``
+``prenorm``       True: ``x + f(norm(x))``        False: ``norm(x + f(x))``       True
+``mlp``           ``"gelu_tanh"``                 ``"gelu"`` (exact, erf)         ``"swiglu"``
+``bias``          True                            True                            False
+``n_kv_head``     = n_head                        = n_head                        fewer (grouped-query)
+``rope_base``     None (learned positions)        None (learned positions)        e.g. 10000.0 (rotary)
+================  ==============================  ==============================  ==========================
+
+How a model family plugs in: its config builds a ``BlockConfig``; the model owns what differs
+(token/position embeddings, masking, output head) and runs ``Transformer(block_config, n_layer)``
+between them: ``x = transformer(x, attention_mask, is_causal, cache)``. Generation lives in
+``course_lib.generate`` and needs only ``model.block_size`` and ``model(idx, cache=...)``.
+Parameter names follow GPT-2 (``ln_1``, ``attn.c_attn``, ``attn.c_proj``, ``ln_2``, ``mlp.c_fc``,
+``mlp.c_proj``; SwiGLU adds ``mlp.c_gate``), so loading a GPT-2 checkpoint is a key-by-key copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from course_lib.attention import KVCache, MultiHeadAttention
+
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "gelu_tanh", "swiglu")
+
+
+@dataclass
+class BlockConfig:
+    """Everything one transformer block needs; see the table at the top of this module."""
+
+    n_embd: int
+    n_head: int
+    n_kv_head: int | None = None  # None: one key/value head per query head; fewer: grouped-query attention
+    d_ff: int | None = None  # hidden width of the MLP; None: 4 * n_embd, as in GPT-2 and BERT
+    norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    prenorm: bool = True
+    mlp: str = "gelu_tanh"
+    bias: bool = True  # biases in linear layers and LayerNorms
+    dropout: float = 0.0  # on each sublayer's output, before the residual add
+    attn_dropout: float | None = None  # on the attention weights; None: same as dropout
+    rope_base: float | None = None  # None: positions come from the model's embeddings instead
+    head_dim: int | None = None  # None: n_embd // n_head
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm={self.norm!r} is not one of {NORMS}")
+        if self.mlp not in MLPS:
+            raise ValueError(f"mlp={self.mlp!r} is not one of {MLPS}")
+        if self.head_dim is None and self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; each head gets n_embd // n_head "
+                f"dimensions, so choose n_head from the divisors of n_embd"
+            )
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight: LayerNorm without the mean subtraction and bias, cheaper and as good (Llama).
+
+    The statistic is computed in at least float32 because squares of bf16 values overflow and
+    round badly; the result goes back to the input's dtype before the learned scale, as Llama does.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def make_norm(cfg: BlockConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.n_embd, cfg.norm_eps)
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward layer: widen, apply a nonlinearity, project back.
+
+    ``gelu``/``gelu_tanh``: c_proj(gelu(c_fc(x))); GPT-2 was trained with the tanh approximation of
+    GELU, BERT with the exact one, and loading either needs its own. ``swiglu``:
+    c_proj(silu(c_gate(x)) * c_fc(x)), a gated unit (Llama's gate/up/down projections).
+    """
+
+    def __init__(self, cfg: BlockConfig) -> None:
+        super().__init__()
+        d_ff = cfg.d_ff or 4 * cfg.n_embd
+        self.kind = cfg.mlp
+        self.c_fc = nn.Linear(cfg.n_embd, d_ff, bias=cfg.bias)
+        if cfg.mlp == "swiglu":
+            self.c_gate = nn.Linear(cfg.n_embd, d_ff, bias=cfg.bias)
+        self.c_proj = nn.Linear(d_ff, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "swiglu":
+            h = F.silu(self.c_gate(x)) * self.c_fc(x)
+        else:
+            h = F.gelu(self.c_fc(x), approximate="tanh" if self.kind == "gelu_tanh" else "none")
+        return self.dropout(self.c_proj(h))
+
+
+class Block(nn.Module):
+    """Attention then MLP, each in a residual connection with its normalisation before (pre-LN) or after (post-LN).
+
+    Pre-LN keeps an untouched residual path from input to output, which is why deep GPTs train
+    without warm-up tricks; post-LN is the original Transformer's and BERT's layout.
+    """
+
+    def __init__(self, cfg: BlockConfig) -> None:
+        super().__init__()
+        self.prenorm = cfg.prenorm
+        self.ln_1 = make_norm(cfg)
+        self.attn = MultiHeadAttention(
+            cfg.n_embd, cfg.n_head, cfg.n_kv_head, cfg.bias, cfg.dropout, cfg.attn_dropout, cfg.rope_base, cfg.head_dim
+        )
+        self.ln_2 = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Tensor:
+        if self.prenorm:
+            x = x + self.attn(self.ln_1(x), attention_mask, is_causal, cache, layer)[0]
+            return x + self.mlp(self.ln_2(x))
+        x = self.ln_1(x + self.attn(x, attention_mask, is_causal, cache, layer)[0])
+        return self.ln_2(x + self.mlp(x))
+
+
+class Transformer(nn.Module):
+    """``n_layer`` blocks, plus the final norm that a pre-LN stack needs (its residual stream is never normalised)."""
+
+    def __init__(self, cfg: BlockConfig, n_layer: int) -> None:
+        super().__init__()
+        self.h = nn.ModuleList(Block(cfg) for _ in range(n_layer))
+        self.ln_f = make_norm(cfg) if cfg.prenorm else None
+
+    def forward(
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """(B, T, C) -> (B, T, C). See ``MultiHeadAttention.forward`` for the mask and cache conventions."""
+        for i, block in enumerate(self.h):
+            x = block(x, attention_mask, is_causal, cache, i)
+        return self.ln_f(x) if self.ln_f is not None else x
+
+
+def check_token_ids(idx: Tensor, vocab_size: int, max_positions: int, offset: int = 0, name: str = "idx") -> None:
+    """Reject bad token ids with a message that says what to do, before any kernel sees them.
+
+    An out-of-range id otherwise surfaces as an IndexError deep inside torch on the CPU, or as an
+    unrecoverable device-side assert on CUDA. The range check reads two numbers from the device; it
+    is skipped while ``torch.compile`` traces, which cannot branch on tensor values.
+    """
+    if not isinstance(idx, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}; use torch.tensor(ids)")
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}; convert with {name}.long()")
+    if idx.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape (batch, time), got {tuple(idx.shape)}; add a batch dimension with {name}[None]"
+        )
+    T = idx.shape[1]
+    if T == 0 or idx.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(idx.shape)}); give at least one token per sequence")
+    if offset + T > max_positions:
+        cached = f" after {offset} cached" if offset else ""
+        raise ValueError(
+            f"sequence of {T} tokens{cached} is longer than the {max_positions} positions this model has; "
+            f"keep only the last {max_positions - offset} tokens, e.g. {name}[:, -{max_positions - offset}:]"
+        )
+    if not torch.compiler.is_compiling():
+        low, high = idx.min().item(), idx.max().item()
+        if low < 0 or high >= vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"token id {bad} is outside the vocabulary [0, {vocab_size}); encode text with this model's "
+                f"tokenizer, or build the model with vocab_size > {high}"
+            )
+
+
+def check_attention_mask(attention_mask: Tensor | None, shape: tuple[int, int]) -> None:
+    """The padding mask must have one 1/0 entry per token, (B, T); anything else would broadcast silently."""
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but the input ids have shape {tuple(shape)}; "
+            f"pass one entry per token, 1 for a real token and 0 for padding"
+        )
