@@ -8,7 +8,8 @@ title or save the figure. Chapters add their helpers here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -124,3 +125,28 @@ def attention_heads_grid(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def figure_widget(draw: Callable[..., None], **controls: Any) -> Any:
+    """Controls above an output area that redraws ``draw(**values)`` whenever a control changes.
+
+    Unlike ``ipywidgets.interact``, nothing is drawn until a control moves: a chapter shows the figure
+    once statically (for readers without a running kernel) and the stored outputs re-run identically
+    under nbval, where interact's first drawing escapes its output area. Each keyword names one of
+    ``draw``'s parameters and gives the widget (slider, dropdown) that sets it.
+    """
+    import ipywidgets as widgets
+
+    if not controls:
+        raise ValueError("pass at least one control, e.g. figure_widget(draw, head=widgets.Dropdown(options=[0, 1]))")
+    panel = widgets.Output()
+
+    def redraw(_change: Any = None) -> None:
+        with panel:
+            panel.clear_output(wait=True)
+            draw(**{name: control.value for name, control in controls.items()})
+            plt.show()
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    return widgets.VBox([*controls.values(), panel])

@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib.plots import attention_heads_grid, attention_heatmap  # noqa: E402
+from course_lib.plots import attention_heads_grid, attention_heatmap, figure_widget  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +81,19 @@ def test_heads_grid_rejects_bad_input_with_the_fix():
         attention_heads_grid(torch.ones(2, 3, 3), ["a", "b", "c"], titles=["only one"])
     with pytest.raises(ValueError, match="ncols must be at least 1"):
         attention_heads_grid(torch.ones(2, 3, 3), ["a", "b", "c"], ncols=0)
+
+
+def test_figure_widget_redraws_with_every_controls_value_only_on_change():
+    import ipywidgets as widgets
+
+    calls = []
+    head = widgets.Dropdown(options=[0, 1, 2], value=0)
+    scale = widgets.FloatSlider(value=1.0, min=0.5, max=2.0)
+    box = figure_widget(lambda head, scale: calls.append((head, scale)), head=head, scale=scale)
+    assert calls == []  # nothing drawn until a control moves
+    assert list(box.children[:2]) == [head, scale] and isinstance(box.children[2], widgets.Output)
+    head.value = 2
+    scale.value = 1.5
+    assert calls == [(2, 1.0), (2, 1.5)]
+    with pytest.raises(ValueError, match="at least one control"):
+        figure_widget(lambda: None)
