@@ -8,8 +8,14 @@ Hugging Face's ``BertTokenizer`` for WordPiece.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import json
+from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
+
+import regex
 
 
 def _write_json(path: str | Path, payload: dict) -> None:
@@ -86,3 +92,290 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+# ---------------------------------------------------------------------------------------------
+# byte-level BPE
+
+# GPT-2's pre-split: contractions, letters, numbers and other symbols (each with one leading space),
+# then whitespace. Merges never cross these boundaries, so " the" is learned once, not per neighbour.
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+@functools.lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte, the alphabet of ``tokens``/``merges`` in saved files.
+
+    Printable Latin-1 bytes stand for themselves; the other 68 (space, control bytes, ...) map to
+    the characters from U+0100 up, so a space shows as ``Ġ`` and every token is a readable string
+    without spaces, which is why merges can be written as ``"a b"``.
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = (b for b in range(256) if b not in keep)
+    mapping = {b: chr(b) for b in keep}
+    mapping.update({b: chr(256 + n) for n, b in enumerate(extra)})
+    return dict(sorted(mapping.items()))
+
+
+def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every occurrence of ``pair`` in ``ids``, left to right, by ``new_id``."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+class BPETokenizer:
+    """Byte-level byte-pair encoding, as in GPT-2: any string encodes, nothing is ever unknown.
+
+    Text is pre-split by a regex, each piece becomes its UTF-8 bytes (256 base tokens) and learned
+    merges, applied lowest rank first, join adjacent tokens into longer ones. Special tokens (like
+    ``<|endoftext|>``) are matched before the split and map straight to their ids.
+
+    ``vocab`` maps id -> bytes; ``merges`` maps a pair of ids -> (rank, merged id). A trained
+    tokenizer numbers bytes 0..255, then merges in order, then special tokens; one built with
+    :meth:`from_merges` keeps whatever ids its vocabulary has (e.g. SmolLM2's).
+    """
+
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: dict[tuple[int, int], tuple[int, int]],
+        pattern: str = GPT2_SPLIT_PATTERN,
+        special_tokens: dict[str, int] | None = None,
+    ):
+        self.vocab = vocab
+        self.merges = merges
+        self.pattern = pattern
+        self.special_tokens = dict(special_tokens or {})
+        self._split = regex.compile(pattern)
+        ids_of = {b: i for i, b in vocab.items() if i not in self.special_tokens.values()}
+        missing = [b for b in range(256) if bytes([b]) not in ids_of]
+        if missing:
+            raise ValueError(f"a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}...")
+        self._byte_ids = [ids_of[bytes([b])] for b in range(256)]
+        self._special_split = (
+            regex.compile("(" + "|".join(map(regex.escape, sorted(self.special_tokens, key=len, reverse=True))) + ")")
+            if self.special_tokens
+            else None
+        )
+        self._cache: dict[str, list[int]] = {}
+
+    # -- training -------------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        special_tokens: list[str] | tuple[str, ...] = (),
+        pattern: str = GPT2_SPLIT_PATTERN,
+    ) -> BPETokenizer:
+        """Learn merges on ``text`` until the vocabulary (bytes, merges, specials) has ``vocab_size`` tokens.
+
+        Each step merges the most frequent adjacent pair (ties: the smallest pair of ids). Counting
+        every pair again after each merge would cost a pass over the corpus per merge; instead the
+        text is reduced to its distinct pre-split pieces with their counts, and after a merge only
+        the pieces that contain the pair are re-counted, with a heap to find the next best pair.
+        """
+        if not isinstance(text, str) or not text:
+            raise ValueError("train needs a non-empty string")
+        special_tokens = list(special_tokens)
+        smallest = 256 + len(special_tokens)
+        if not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(
+                f"vocab_size must be an int of at least 256 bytes + {len(special_tokens)} special tokens "
+                f"= {smallest}, not {vocab_size!r}"
+            )
+        if len(set(special_tokens)) != len(special_tokens) or not all(special_tokens):
+            raise ValueError("special_tokens must be distinct non-empty strings")
+        pieces = Counter(regex.findall(pattern, text))
+        words = [list(piece.encode("utf-8")) for piece in pieces]
+        freqs = list(pieces.values())
+        pair_counts: Counter[tuple[int, int]] = Counter()
+        where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> pieces that contain it
+        for w, (word, freq) in enumerate(zip(words, freqs, strict=True)):
+            for pair in pairwise(word):
+                pair_counts[pair] += freq
+                where[pair].add(w)
+        heap = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(heap)
+
+        vocab = {i: bytes([i]) for i in range(256)}
+        known = set(vocab.values())
+        merges: dict[tuple[int, int], tuple[int, int]] = {}
+        while len(vocab) < vocab_size - len(special_tokens) and heap:
+            negative, pair = heapq.heappop(heap)
+            if pair_counts.get(pair, 0) != -negative:
+                continue  # stale entry: the count changed since it was pushed
+            merged = vocab[pair[0]] + vocab[pair[1]]
+            if merged in known:
+                continue  # another pair already made these bytes; one token per byte string
+            new_id = len(vocab)
+            vocab[new_id], merges[pair] = merged, (len(merges), new_id)
+            known.add(merged)
+            changed = set()
+            for w in where.pop(pair):
+                word, freq = words[w], freqs[w]
+                new_word = _merge(word, pair, new_id)
+                if len(new_word) == len(word):
+                    continue  # an earlier merge in this piece used up the pair
+                for old in pairwise(word):
+                    pair_counts[old] -= freq
+                    changed.add(old)
+                for new in pairwise(new_word):
+                    pair_counts[new] += freq
+                    where[new].add(w)
+                    changed.add(new)
+                words[w] = new_word
+            for p in changed:
+                if pair_counts[p] > 0:
+                    heapq.heappush(heap, (-pair_counts[p], p))
+                else:
+                    del pair_counts[p]
+        specials = {s: len(vocab) + i for i, s in enumerate(special_tokens)}
+        vocab.update({i: s.encode("utf-8") for s, i in specials.items()})
+        return cls(vocab, merges, pattern, specials)
+
+    # -- building from an existing vocabulary ------------------------------------------------------
+
+    @classmethod
+    def from_merges(
+        cls,
+        tokens: list[str],
+        merges: list[str],
+        pattern: str = GPT2_SPLIT_PATTERN,
+        special_tokens: dict[str, int] | None = None,
+    ) -> BPETokenizer:
+        """Build a tokenizer from a vocabulary written the GPT-2 way (GGUF, Hugging Face, our JSON).
+
+        ``tokens[i]`` is token ``i`` in GPT-2's byte-to-unicode alphabet (``"Ġthe"`` is b" the"),
+        ``merges`` lists ``"a b"`` strings from first to last learned, and ``special_tokens`` maps
+        each special token's literal text to its id (those entries of ``tokens`` are literal text).
+        """
+        special_tokens = dict(special_tokens or {})
+        for text, i in special_tokens.items():
+            if not 0 <= i < len(tokens) or tokens[i] != text:
+                raise ValueError(f"special token {text!r} -> {i} does not match tokens[{i}]")
+        byte_of = {c: b for b, c in bytes_to_unicode().items()}
+        vocab, ids_of = {}, {}
+        special_ids = set(special_tokens.values())
+        for i, token in enumerate(tokens):
+            if i in special_ids:
+                vocab[i] = token.encode("utf-8")
+                continue
+            try:
+                vocab[i] = bytes(byte_of[c] for c in token)
+            except KeyError as exc:
+                raise ValueError(
+                    f"token {i} {token!r} has {exc.args[0]!r}, which is not in GPT-2's byte alphabet; "
+                    "if it is a special token, pass it in special_tokens"
+                ) from None
+            ids_of.setdefault(vocab[i], i)
+        table = {}
+        for rank, line in enumerate(merges):
+            parts = line.split(" ")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"merge {rank} {line!r} is not two tokens separated by one space")
+            try:
+                a, b = (ids_of[bytes(byte_of[c] for c in p)] for p in parts)
+                table[(a, b)] = (rank, ids_of[vocab[a] + vocab[b]])
+            except KeyError:
+                raise ValueError(f"merge {rank} {line!r} uses or makes a token that is not in tokens") from None
+        return cls(vocab, table, pattern, special_tokens)
+
+    # -- encoding and decoding ------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.vocab) + 1
+
+    def _encode_piece(self, piece: str) -> list[int]:
+        """BPE on one pre-split piece: merge the lowest-ranked adjacent pair until none is left."""
+        ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
+        while len(ids) >= 2:
+            pair = min(pairwise(ids), key=lambda p: self.merges.get(p, _NO_MERGE)[0])
+            if pair not in self.merges:
+                break
+            ids = _merge(ids, pair, self.merges[pair][1])
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` treating special-token strings as ordinary text."""
+        ids = []
+        for piece in self._split.findall(text):
+            cached = self._cache.get(piece)
+            if cached is None:
+                cached = self._cache[piece] = self._encode_piece(piece)
+            ids.extend(cached)
+        return ids
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """Token ids of ``text``; with ``allow_special`` a special token's text becomes its one id."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes a str, not {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"text has a lone surrogate {text[exc.start]!r} at position {exc.start}, which is not valid "
+                "Unicode and has no UTF-8 bytes; remove it or decode your input with errors='replace'"
+            ) from None
+        if not (allow_special and self._special_split):
+            return self.encode_ordinary(text)
+        ids = []
+        for i, part in enumerate(self._special_split.split(text)):
+            ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        """The text of ``ids``; a cut through a multi-byte character shows as U+FFFD."""
+        ids = list(ids)
+        _check_ids(ids, self.vocab_size)
+        missing = [i for i in ids if i not in self.vocab]
+        if missing:
+            raise ValueError(f"ids {missing[:5]} have no token in this vocabulary")
+        return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, ids: list[int]) -> list[bytes]:
+        """The bytes of each token, e.g. to show how a text was cut."""
+        return [self.vocab[i] for i in ids]
+
+    # -- saving ---------------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer as JSON: tokens and ``"a b"`` merges in GPT-2's readable byte alphabet."""
+        alphabet = bytes_to_unicode()
+        special_ids = set(self.special_tokens.values())
+        tokens = [
+            self.vocab[i].decode("utf-8") if i in special_ids else "".join(alphabet[b] for b in self.vocab[i])
+            for i in range(self.vocab_size)
+        ]
+        merges = [f"{tokens[a]} {tokens[b]}" for (a, b), _ in sorted(self.merges.items(), key=lambda kv: kv[1][0])]
+        _write_json(
+            path,
+            {
+                "type": "bpe",
+                "pattern": self.pattern,
+                "special_tokens": self.special_tokens,
+                "tokens": tokens,
+                "merges": merges,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        payload = _read_json(path, "bpe")
+        return cls.from_merges(payload["tokens"], payload["merges"], payload["pattern"], payload["special_tokens"])
+
+    def __repr__(self) -> str:
+        specials = len(self.special_tokens)
+        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special_tokens={specials})"
+
+
+_NO_MERGE = (float("inf"), -1)

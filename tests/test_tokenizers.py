@@ -1,9 +1,15 @@
 """The three tokenizers, each against an independent reference or an exhaustive property."""
 
+import json
+import time
+
 import pytest
+import tiktoken
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from course_lib.data import load_shakespeare
-from course_lib.tokenizers import CharTokenizer
+from course_lib.tokenizers import BPETokenizer, CharTokenizer, bytes_to_unicode
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +40,125 @@ def test_char_tokenizer_save_load(tmp_path):
     tok.save(tmp_path / "char.json")
     again = CharTokenizer.load(tmp_path / "char.json")
     assert again.chars == tok.chars and again.encode("be not") == tok.encode("be not")
+
+
+# ---------------------------------------------------------------------------------------------
+# byte-level BPE, against tiktoken given the same merges
+
+MULTILINGUAL = "naïve café déjà vu 北京欢迎你 北京大学 😀😀👍🏽 Привет мир, привет! \t\n\x00\x07 ١٢٣ 12345 " * 20
+
+
+def to_tiktoken(tok: BPETokenizer) -> tiktoken.Encoding:
+    """The same tokenizer as a tiktoken Encoding: a trained id is also the merge rank of its bytes."""
+    specials = set(tok.special_tokens.values())
+    ranks = {b: i for i, b in tok.vocab.items() if i not in specials}
+    return tiktoken.Encoding("course", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens=tok.special_tokens)
+
+
+@pytest.fixture(scope="module")
+def bpe(shakespeare):
+    start = time.perf_counter()
+    tok = BPETokenizer.train(shakespeare.train, 4096, special_tokens=["<|endoftext|>"])
+    seconds = time.perf_counter() - start
+    assert seconds < 60, f"training took {seconds:.0f} s; incremental pair counts should make it seconds"
+    return tok
+
+
+@pytest.fixture(scope="module")
+def bpe_multilingual(shakespeare):
+    """Merges over multi-byte characters too, so random Unicode meets merged tokens."""
+    return BPETokenizer.train(shakespeare.train[:200_000] + MULTILINGUAL, 1000)
+
+
+def test_bpe_trains_the_textbook_example():
+    # "aaabdaaabac": aa (4 times) first, then ab (tie with (aa, a) at 2: the smaller pair of ids wins), then aa+ab
+    tok = BPETokenizer.train("aaabdaaabac", 259)
+    assert [tok.vocab[i] for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
+    assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, ord("a"), ord("c")]
+
+
+def test_bpe_matches_tiktoken_on_shakespeare_validation(bpe, shakespeare):
+    assert bpe.vocab_size == 4096 and len(bpe.merges) == 4096 - 256 - 1
+    ids = bpe.encode(shakespeare.val)
+    assert ids == to_tiktoken(bpe).encode(shakespeare.val)
+    assert bpe.decode(ids) == shakespeare.val
+    assert len(shakespeare.val) / len(ids) > 2.5, "a 4k vocabulary should compress unseen English well"
+
+
+def test_bpe_matches_tiktoken_on_multilingual_text(bpe_multilingual):
+    enc = to_tiktoken(bpe_multilingual)
+    assert any(len(b.decode("utf-8", "ignore")) == 2 and not b.isascii() for b in bpe_multilingual.vocab.values())
+    assert bpe_multilingual.encode(MULTILINGUAL) == enc.encode(MULTILINGUAL)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80))
+def test_bpe_round_trips_and_matches_tiktoken_on_random_unicode(bpe_multilingual, text):
+    ids = bpe_multilingual.encode(text, allow_special=False)
+    assert bpe_multilingual.decode(ids) == text
+    assert ids == to_tiktoken(bpe_multilingual).encode_ordinary(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\x00", "\r\n\r\n", "e\u0301", "🏳️‍🌈", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "\U0010ffff"]
+    + ["床前明月光，疑是地上霜。", "  lots   of  space ", "it's 2024, isn't it?"],
+)
+def test_bpe_round_trips_hard_cases(bpe, text):
+    assert bpe.decode(bpe.encode(text)) == text
+    assert bpe.encode(text) == to_tiktoken(bpe).encode(text)
+
+
+def test_bpe_special_tokens(bpe):
+    eot = bpe.special_tokens["<|endoftext|>"]
+    assert eot == 4095
+    text = "Exeunt.<|endoftext|>Enter Hamlet."
+    ids = bpe.encode(text)
+    assert ids.count(eot) == 1 and bpe.decode(ids) == text
+    assert ids == to_tiktoken(bpe).encode(text, allowed_special="all")
+    assert eot not in bpe.encode(text, allow_special=False)
+    assert bpe.decode(bpe.encode(text, allow_special=False)) == text
+
+
+def test_bpe_save_load_is_identical_and_readable(bpe, shakespeare, tmp_path):
+    bpe.save(tmp_path / "bpe.json")
+    saved = json.loads((tmp_path / "bpe.json").read_text(encoding="utf-8"))
+    assert "Ġthe" in saved["tokens"] and saved["merges"][0] == "Ġ t"
+    again = BPETokenizer.load(tmp_path / "bpe.json")
+    assert again.vocab == bpe.vocab and again.merges == bpe.merges and again.special_tokens == bpe.special_tokens
+    assert again.encode(shakespeare.val[:5000]) == bpe.encode(shakespeare.val[:5000])
+
+
+def test_bpe_from_merges_keeps_foreign_ids(bpe, shakespeare):
+    """A vocabulary laid out like SmolLM2's (special tokens first, bytes not at 0..255) encodes the same text."""
+    alphabet = bytes_to_unicode()
+    order = [4095, *reversed(range(4095))]  # new id -> old id
+    new_of = {old: new for new, old in enumerate(order)}
+    tokens = ["<|endoftext|>" if old == 4095 else "".join(alphabet[b] for b in bpe.vocab[old]) for old in order]
+    ranked = sorted(bpe.merges, key=bpe.merges.get)
+    merges = [f"{tokens[new_of[a]]} {tokens[new_of[b]]}" for a, b in ranked]
+    foreign = BPETokenizer.from_merges(tokens, merges, special_tokens={"<|endoftext|>": 0})
+    text = shakespeare.val[:3000] + "<|endoftext|>"
+    assert foreign.encode(text) == [new_of[i] for i in bpe.encode(text)]
+    with pytest.raises(ValueError, match="not two tokens"):
+        BPETokenizer.from_merges(tokens, ["Ġthe"])
+    with pytest.raises(ValueError, match="special token '<s>' -> 0 does not match"):
+        BPETokenizer.from_merges(tokens, merges, special_tokens={"<s>": 0})
+
+
+def test_bytes_to_unicode_is_gpt2s_printable_alphabet():
+    alphabet = bytes_to_unicode()
+    assert len(set(alphabet.values())) == 256 and alphabet[ord(" ")] == "Ġ" and alphabet[ord("\n")] == "Ċ"
+    assert all(alphabet[b] == chr(b) for b in range(ord("!"), ord("~") + 1))
+    assert not any(c.isspace() for c in alphabet.values())
+
+
+def test_bpe_errors(bpe):
+    with pytest.raises(ValueError, match="at least 256 bytes \\+ 1 special tokens = 257, not 100"):
+        BPETokenizer.train("hello", 100, special_tokens=["<|x|>"])
+    with pytest.raises(ValueError, match="lone surrogate '\\\\ud800' at position 2"):
+        bpe.encode("ab\ud800")
+    with pytest.raises(TypeError, match="encode takes a str, not bytes"):
+        bpe.encode(b"hello")
+    with pytest.raises(ValueError, match="id 4096 at position 0"):
+        bpe.decode([4096])
