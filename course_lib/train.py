@@ -1,0 +1,455 @@
+"""The course's training loop: one small engine for a notebook on a laptop and for a multi-GPU run.
+
+``train(model, data, TrainConfig(...))`` trains any model whose forward is ``model(x, y) -> (logits, loss)`` on
+random windows of a token stream, with AdamW, linear warmup then cosine decay, gradient clipping and gradient
+accumulation, evaluates on a held-out split every ``eval_interval`` steps, and returns a ``History`` of losses.
+Everything a GPU run wants (bf16/fp16 autocast, ``torch.compile``, DistributedDataParallel under ``torchrun``)
+sits behind a switch that is off on the CPU, so the code a learner reads is the code a cluster runs.
+
+Checkpoints (``out_dir``) resume exactly: on the CPU, 2N steps in one go and N steps, save, resume, N more give
+bit-identical losses and weights, because the checkpoint carries the optimizer moments and every random
+generator the loop draws from. Built in chapter 05; ``python -m course_lib.train --config FILE`` runs it from a
+shell, and ``torchrun --nproc_per_node=K -m course_lib.train --config FILE`` on K processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from course_lib.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from course_lib.device import can_compile, get_device
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. Sizes are per process; the tokens of one optimizer step are
+    ``batch_size * block_size * grad_accum_steps * world_size``."""
+
+    max_steps: int = 2000  # optimizer steps in total (a resumed run continues up to this)
+    batch_size: int = 12  # sequences per micro-batch
+    block_size: int = 64  # tokens per sequence (at most the model's block_size)
+    grad_accum_steps: int = 1  # micro-batches summed into one optimizer step
+    # AdamW: weight decay applies to matrices only (see configure_optimizer)
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4  # where the cosine decay ends
+    warmup_steps: int = 100  # linear warmup from ~0 to learning_rate
+    lr_decay_steps: int | None = None  # cosine decay ends here; None: at max_steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    # evaluation and checkpoints
+    eval_interval: int = 250  # evaluate every this many steps and at the end; 0: never
+    eval_batches: int = 20  # batches per split and evaluation (the same batches every time)
+    out_dir: str | None = None  # checkpoint directory; None: no checkpoints
+    checkpoint_interval: int = 0  # also save every this many steps; 0: only at the end
+    # engine
+    device: str | None = None  # None: course_lib.get_device() (CUDA, then MPS, then CPU)
+    precision: str = "auto"  # auto: bf16 autocast on CUDA with bf16, fp16 + grad scaler on older CUDA, fp32 elsewhere
+    compile: bool | None = None  # torch.compile; None: on for CUDA only (it does not pay for small CPU models)
+    seed: int = 1337
+    progress: bool = True  # tqdm bar with loss and tokens/s
+
+    def __post_init__(self) -> None:
+        positive = ("max_steps", "batch_size", "block_size", "grad_accum_steps", "eval_batches")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "eval_interval", "checkpoint_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.lr_decay_steps is not None and self.lr_decay_steps < max(1, self.warmup_steps):
+            raise ValueError(
+                f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be at least warmup_steps "
+                f"({self.warmup_steps}); use None to decay until max_steps"
+            )
+        if not 0 <= self.min_lr <= self.learning_rate:
+            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must lie in [0, learning_rate={self.learning_rate}]")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError("TrainConfig.grad_clip and weight_decay must be >= 0 (0 turns them off)")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build a config from a dict (a JSON file's "train" section), refusing keys it does not know.
+
+        A typo such as ``"learning_rte"`` would otherwise be silently ignored and the run would use the default.
+        """
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+                raise ValueError(f"unknown training config key {key!r}; {hint}")
+        return cls(**values)
+
+
+@dataclass
+class History:
+    """What a run measured: one training loss per step, and the evaluations."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    tokens_per_s: float = 0.0  # mean over the steps this call ran
+    seconds: float = 0.0  # wall time of this call, evaluations included
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine decay to ``min_lr``.
+
+    Warmup keeps the first updates small while Adam's moment estimates are still noise; the cosine tail lets
+    the loss settle into the minimum it has found instead of bouncing around it.
+    """
+    decay_steps = config.lr_decay_steps or config.max_steps
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    if step >= decay_steps:
+        return config.min_lr
+    progress = (step - config.warmup_steps) / max(1, decay_steps - config.warmup_steps)
+    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.learning_rate - config.min_lr)
+
+
+def configure_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (linear and embedding weights) and none on biases and norm gains.
+
+    Decay pulls weights towards zero; for a bias or a LayerNorm gain that only shifts or rescales a
+    feature, there is nothing to regularise, and shrinking a gain towards 0 would fight the normalisation.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    fused = device.type == "cuda"  # one kernel for all parameters; the foreach default is as fast on the CPU
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=fused or None)
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank), joining the process group when launched by torchrun (it sets RANK etc.)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("COURSE_DEVICE", "") != "cpu" else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def sample_batch(
+    tokens: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of ``block_size`` tokens, and the same windows shifted by one as targets."""
+    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
+    offsets = torch.arange(block_size + 1)
+    windows = tokens[starts[:, None] + offsets]  # (B, T+1)
+    return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
+
+
+class Trainer:
+    """The state of one run (model, optimizer, generators, step) and the pieces of a step.
+
+    ``train()`` is the usual entry point; the class exists so that a notebook or a test can run one step at a
+    time (``backward()`` then ``update()``) and look at the gradients in between.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Mapping[str, torch.Tensor],
+        config: TrainConfig,
+        resume: str | os.PathLike | None = None,
+    ) -> None:
+        self.config = config
+        self.data = _check_data(data, model, config)
+        if resume is not None and not os.path.exists(resume):
+            raise FileNotFoundError(f"resume={str(resume)!r} does not exist; pass the out_dir of an earlier run")
+        self.rank, self.world_size, local_rank = _init_distributed()
+        self.device = _pick_device(config, local_rank if self.world_size > 1 else None)
+
+        self.raw_model = unwrap(model).to(self.device)
+        self.optimizer = configure_optimizer(self.raw_model, config, self.device)
+        self.precision = _resolve_precision(config.precision, self.device)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.generator = torch.Generator().manual_seed(config.seed + self.rank)  # each rank draws its own batches
+        self.step = 0
+        if resume is not None:
+            self._restore(resume)
+
+        use_compile = config.compile if config.compile is not None else self.device.type == "cuda"
+        self.model = torch.compile(self.raw_model) if use_compile and can_compile(self.device) else self.raw_model
+        self.eval_model = self.model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def batch(self, split: str, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (B, T) batch of inputs and targets from ``split``, on the training device."""
+        x, y = sample_batch(
+            self.data[split], self.config.batch_size, self.config.block_size, generator or self.generator
+        )
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)
+
+    def backward(self) -> float:
+        """Forward and backward over ``grad_accum_steps`` micro-batches; returns the step's mean loss.
+
+        Under DDP the gradient all-reduce runs only on the last micro-batch (``no_sync`` on the others), so
+        accumulation costs no extra communication.
+        """
+        accum = self.config.grad_accum_steps
+        total = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            x, y = self.batch("train")
+            last = micro == accum - 1
+            sync = (
+                self.model.no_sync() if isinstance(self.model, DistributedDataParallel) and not last else nullcontext()
+            )
+            with sync, self.autocast:
+                _, loss = self.model(x, y)
+                loss = loss / accum  # the mean over all micro-batches, not their sum
+            self.scaler.scale(loss).backward()
+            total += loss.detach()
+        if self.world_size > 1:
+            dist.all_reduce(total, op=dist.ReduceOp.AVG)  # log the loss of the whole step, not one rank's part
+        return total.item()
+
+    def update(self) -> float:
+        """Clip, set this step's learning rate, take the AdamW step, clear the gradients; returns the lr used."""
+        lr = lr_at(self.step, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return lr
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss on ``eval_batches`` batches of the train and val splits.
+
+        The batches come from a generator seeded afresh each time, so every evaluation sees the same batches
+        (curves compare like with like) and evaluating never moves the training generator (resume stays exact).
+        """
+        self.eval_model.eval()
+        losses = {}
+        for split in ("train", "val"):
+            generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 + self.rank)
+            total = torch.zeros((), device=self.device)
+            for _ in range(self.config.eval_batches):
+                x, y = self.batch(split, generator)
+                with self.autocast:
+                    total += self.eval_model(x, y)[1].float()
+            if self.world_size > 1:
+                dist.all_reduce(total, op=dist.ReduceOp.AVG)
+            losses[split] = total.item() / self.config.eval_batches
+        self.eval_model.train()
+        return losses
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def _rng_tensors(self) -> dict[str, torch.Tensor]:
+        """Every random generator this rank draws from, as uint8 tensors."""
+        states = {"batch": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write a resumable checkpoint (rank 0 writes; every rank's generator states go in it)."""
+        tensors = {}
+        for name, state in self._rng_tensors().items():
+            gathered = [state]
+            if self.world_size > 1:
+                state = state.to(self.device)  # NCCL moves only GPU tensors
+                gathered = [torch.empty_like(state) for _ in range(self.world_size)]
+                dist.all_gather(gathered, state)
+            tensors.update({f"rank{r}.{name}": s.cpu() for r, s in enumerate(gathered)})
+        if self.rank == 0:
+            save_checkpoint(
+                directory,
+                self.raw_model,
+                self.optimizer,
+                step=self.step,
+                train_config=dataclasses.asdict(self.config),
+                state={"world_size": self.world_size, "scaler": self.scaler.state_dict()},
+                tensors=tensors,
+            )
+        if self.world_size > 1:
+            dist.barrier()  # nobody resumes from a checkpoint that rank 0 is still writing
+
+    def _restore(self, directory: str | os.PathLike) -> None:
+        checkpoint = load_checkpoint(directory, self.raw_model, self.optimizer)
+        saved_world = checkpoint.state.get("world_size", 1)
+        if saved_world != self.world_size:
+            raise ValueError(
+                f"checkpoint {str(directory)!r} was written by {saved_world} processes but this run has "
+                f"{self.world_size}; exact resume needs the same number (torchrun --nproc_per_node={saved_world})"
+            )
+        self.step = checkpoint.step
+        if checkpoint.state.get("scaler"):
+            self.scaler.load_state_dict(checkpoint.state["scaler"])
+        rng = {k.split(".", 1)[1]: v for k, v in checkpoint.tensors.items() if k.startswith(f"rank{self.rank}.")}
+        self.generator.set_state(rng["batch"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def fit(self, callback: Callable[[History], None] | None = None) -> History:
+        """Train up to ``max_steps``, evaluating every ``eval_interval`` steps; ``callback(history)`` runs after
+        each evaluation (a live plot, say)."""
+        cfg, history = self.config, History()
+        tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum_steps * self.world_size
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            disable=not cfg.progress or self.rank != 0,
+            desc="training",
+            unit="step",
+            leave=False,
+        )
+        start = time.perf_counter()
+        train_seconds, steps_run = 0.0, 0
+        while self.step < cfg.max_steps:
+            if cfg.eval_interval and self.step % cfg.eval_interval == 0:
+                self._record_eval(history, callback)
+            t0 = time.perf_counter()
+            loss = self.backward()
+            lr = self.update()
+            train_seconds += time.perf_counter() - t0
+            steps_run += 1
+            history.steps.append(self.step - 1)
+            history.train_loss.append(loss)
+            history.lr.append(lr)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{loss:.4f}", tok_s=f"{tokens_per_step * steps_run / train_seconds:,.0f}", refresh=False
+            )
+            if cfg.out_dir and cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
+                self.save(cfg.out_dir)
+        bar.close()
+        if cfg.eval_interval and (not history.eval_steps or history.eval_steps[-1] != self.step):
+            self._record_eval(history, callback)
+        if cfg.out_dir:
+            self.save(cfg.out_dir)
+        history.tokens_per_s = tokens_per_step * steps_run / train_seconds if train_seconds else 0.0
+        history.seconds = time.perf_counter() - start
+        return history
+
+    def _record_eval(self, history: History, callback: Callable[[History], None] | None) -> None:
+        losses = self.evaluate()
+        history.eval_steps.append(self.step)
+        history.eval_train_loss.append(losses["train"])
+        history.val_loss.append(losses["val"])
+        if callback is not None and self.rank == 0:
+            callback(history)
+
+
+def train(
+    model: nn.Module,
+    data: Mapping[str, torch.Tensor],
+    config: TrainConfig,
+    *,
+    resume: str | os.PathLike | None = None,
+    callback: Callable[[History], None] | None = None,
+) -> History:
+    """Train ``model`` on ``data`` (split name -> 1-D token tensor, with "train" and, to evaluate, "val").
+
+    ``model(x, y)`` must return ``(logits, loss)``. ``resume`` continues from a checkpoint directory exactly
+    where it stopped. Under ``torchrun`` every process calls this same function; the model is wrapped in
+    DistributedDataParallel and each rank draws its own batches.
+    """
+    return Trainer(model, data, config, resume=resume).fit(callback)
+
+
+# -- checks and choices, all made before any work starts ---------------------------------------------------------
+def _check_data(data: Mapping[str, torch.Tensor], model: nn.Module, config: TrainConfig) -> dict[str, torch.Tensor]:
+    model_block = getattr(getattr(unwrap(model), "config", None), "block_size", None)
+    if model_block is not None and config.block_size > model_block:
+        raise ValueError(
+            f"TrainConfig.block_size={config.block_size} is larger than the model's block_size={model_block} "
+            "(its position table has no rows beyond that); lower TrainConfig.block_size or build a bigger model"
+        )
+    needed = ("train", "val") if config.eval_interval else ("train",)
+    for split in needed:
+        if split not in data:
+            raise ValueError(
+                f"data has no {split!r} split (it has {sorted(data)}); pass a dict with 'train' and 'val' token "
+                "tensors, or set eval_interval=0 to train without evaluating"
+            )
+    checked = {}
+    for split in needed:
+        tokens = data[split]
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
+            raise TypeError(f"data[{split!r}] must be a 1-D integer torch.Tensor of token ids, got {_describe(tokens)}")
+        windows = len(tokens) - config.block_size
+        if windows < 1:
+            raise ValueError(
+                f"data[{split!r}] has {len(tokens)} tokens, too few for one window of block_size={config.block_size} "
+                "plus its target; lower block_size or use more data"
+            )
+        if config.batch_size > windows:
+            raise ValueError(
+                f"batch_size={config.batch_size} is larger than the {windows} distinct windows of block_size="
+                f"{config.block_size} in data[{split!r}] ({len(tokens)} tokens); lower batch_size or use more data"
+            )
+        checked[split] = tokens.long().cpu()
+    return checked
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dim()}-D {x.dtype} tensor"
+    return f"a {type(x).__name__}"
+
+
+def _pick_device(config: TrainConfig, local_rank: int | None) -> torch.device:
+    device = get_device(config.device)
+    if device.type == "cuda" and local_rank is not None:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"  # bf16 autocast runs at 0.5-0.7x fp32 on a laptop CPU
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision='fp16' needs a CUDA device, but training runs on {device}; use 'bf16' or 'fp32'")
+    return precision
+
+
+__all__ = ["History", "TrainConfig", "Trainer", "configure_optimizer", "lr_at", "sample_batch", "train"]

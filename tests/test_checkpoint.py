@@ -1,0 +1,152 @@
+"""Checkpoints: exact round trips, no unpickling, refusals that name the difference, crash-safe writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import safetensors.torch
+import torch
+from test_train import TinyLM, make_model
+
+from course_lib.checkpoint import checkpoint_info, load_checkpoint, save_checkpoint, unwrap
+from course_lib.train import TrainConfig, configure_optimizer
+
+
+def trained(seed: int = 0, steps: int = 3, **overrides) -> tuple[TinyLM, torch.optim.Optimizer]:
+    """A model and an AdamW with non-trivial moments, after a few steps on random tokens."""
+    model = make_model(seed, **overrides)
+    optimizer = configure_optimizer(model, TrainConfig(), torch.device("cpu"))
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randint(model.config.vocab_size, (2, 8), generator=g)
+        model(x, x.roll(1, dims=1))[1].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model, optimizer
+
+
+def test_round_trip_restores_weights_optimizer_and_state(tmp_path):
+    model, optimizer = trained()
+    rng = torch.Generator().manual_seed(5).get_state()
+    save_checkpoint(
+        tmp_path, model, optimizer, step=3, train_config={"lr": 0.1}, state={"note": "x"}, tensors={"rng": rng}
+    )
+
+    fresh, fresh_opt = trained(seed=1, steps=1)
+    ckpt = load_checkpoint(tmp_path, fresh, fresh_opt)
+    assert ckpt.step == 3 and ckpt.train_config == {"lr": 0.1} and ckpt.state == {"note": "x"}
+    assert ckpt.model_config == {"vocab_size": 13, "block_size": 16, "n_embd": 16, "dropout": 0.1}
+    assert torch.equal(ckpt.tensors["rng"], rng)
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert fresh.head.weight is fresh.wte.weight  # the tie survives loading
+    saved, loaded = optimizer.state_dict(), fresh_opt.state_dict()
+    assert saved["param_groups"] == loaded["param_groups"]
+    for index, slots in saved["state"].items():
+        for slot, value in slots.items():
+            assert torch.equal(value, loaded["state"][index][slot]), (index, slot)
+
+
+def test_files_are_safetensors_and_json_and_loading_never_unpickles(tmp_path, monkeypatch):
+    model, optimizer = trained()
+    save_checkpoint(tmp_path, model, optimizer, step=7)
+    info = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert info["step"] == 7 and info["weights"] == "model-000007.safetensors"
+    assert info["model_class"].endswith("TinyLM") and info["model_config"]["n_embd"] == 16
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.json",
+        "model-000007.safetensors",
+        "trainer-000007.safetensors",
+    ]
+    weights = safetensors.torch.load_file(tmp_path / "model-000007.safetensors")
+    assert torch.equal(weights["wpe.weight"], model.wpe.weight)
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("checkpoint loading must not unpickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    load_checkpoint(tmp_path, make_model(), configure_optimizer(make_model(), TrainConfig(), torch.device("cpu")))
+
+
+def test_a_newer_save_replaces_the_older_files(tmp_path):
+    model, optimizer = trained()
+    save_checkpoint(tmp_path, model, optimizer, step=1)
+    save_checkpoint(tmp_path, model, optimizer, step=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.json",
+        "model-000002.safetensors",
+        "trainer-000002.safetensors",
+    ]
+    assert checkpoint_info(tmp_path)["step"] == 2
+
+
+def test_an_interrupted_save_leaves_the_last_complete_checkpoint(tmp_path, monkeypatch):
+    model, optimizer = trained(steps=1)
+    save_checkpoint(tmp_path, model, optimizer, step=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    newer, newer_opt = trained(seed=3, steps=2)
+
+    def killed(*args, **kwargs):  # Ctrl-C while the optimizer state is being written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("course_lib.checkpoint.save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, newer, newer_opt, step=2)
+    monkeypatch.undo()
+
+    restored = make_model(seed=9)
+    assert load_checkpoint(tmp_path, restored).step == 1
+    for name, value in restored.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_a_different_config_is_refused_and_named(tmp_path):
+    model, _ = trained()
+    save_checkpoint(tmp_path, model, step=0)
+    with pytest.raises(ValueError, match=r"configs differ \(n_embd: checkpoint 16, model 32\)"):
+        load_checkpoint(tmp_path, make_model(n_embd=32))
+
+
+def test_a_different_architecture_is_refused_and_named(tmp_path):
+    model, _ = trained()
+    save_checkpoint(tmp_path, model, step=0)
+    other = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="holds a .*TinyLM, but the model is a torch.nn.modules.container.Sequential"):
+        load_checkpoint(tmp_path, other)
+
+    class Plain(torch.nn.Module):  # no config: the shapes and names are compared instead
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(width, 3)
+
+    save_checkpoint(tmp_path / "plain", Plain(4))
+    with pytest.raises(ValueError, match=r"a.weight is \(3, 4\) in the checkpoint but \(3, 5\) in the model"):
+        load_checkpoint(tmp_path / "plain", Plain(5))
+
+
+def test_weights_only_checkpoint_cannot_resume(tmp_path):
+    model, optimizer = trained()
+    save_checkpoint(tmp_path, model, step=0)
+    assert load_checkpoint(tmp_path, make_model()).step == 0
+    with pytest.raises(ValueError, match="weights only"):
+        load_checkpoint(tmp_path, make_model(), optimizer)
+
+
+def test_missing_checkpoint_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the path does not exist"):
+        load_checkpoint(tmp_path / "nowhere", make_model())
+    with pytest.raises(FileNotFoundError, match="has no checkpoint.json"):
+        checkpoint_info(tmp_path)
+
+
+def test_unwrap_sees_through_compile_and_ddp_wrappers():
+    model = make_model()
+
+    class Compiled(torch.nn.Module):  # what torch.compile returns keeps the model as _orig_mod
+        def __init__(self, inner):
+            super().__init__()
+            self._orig_mod = inner
+
+    assert unwrap(Compiled(model)) is model and unwrap(model) is model
+    assert unwrap(torch.nn.Sequential(model)) is not model  # an ordinary container is not a wrapper

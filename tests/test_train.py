@@ -1,0 +1,208 @@
+"""The training loop: schedule, optimizer groups, accumulation, exact resume, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from course_lib.train import History, TrainConfig, Trainer, configure_optimizer, lr_at, sample_batch, train
+
+
+@dataclass
+class TinyConfig:
+    vocab_size: int = 13
+    block_size: int = 16
+    n_embd: int = 16
+    dropout: float = 0.1
+
+
+class TinyLM(nn.Module):
+    """A throwaway language model with what the loop must handle: embeddings, a tied head, a norm, dropout."""
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.mix = nn.Linear(config.n_embd, config.n_embd)
+        self.ln = nn.LayerNorm(config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.head.weight = self.wte.weight  # tied, as in GPT-2
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        T = idx.shape[1]
+        h = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        h = h + self.drop(torch.tanh(self.mix(h)))
+        h = h + h.cumsum(1) / torch.arange(1, T + 1, device=idx.device)[:, None]  # causal: add the prefix mean
+        logits = self.head(self.ln(h))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def make_model(seed: int = 0, **overrides) -> TinyLM:
+    torch.manual_seed(seed)
+    return TinyLM(TinyConfig(**overrides))
+
+
+def make_data(n_train: int = 2000, n_val: int = 500, vocab: int = 13) -> dict[str, torch.Tensor]:
+    """A learnable stream: 7 distinct tokens repeating, 10% replaced by noise; each token predicts the next."""
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.randperm(vocab, generator=g)[:7]
+
+    def stream(n: int) -> torch.Tensor:
+        tokens = pattern.repeat(n // 7 + 1)[:n].clone()
+        noise = torch.rand(n, generator=g) < 0.1
+        tokens[noise] = torch.randint(vocab, (int(noise.sum()),), generator=g)
+        return tokens
+
+    return {"train": stream(n_train), "val": stream(n_val)}
+
+
+def quick(**overrides) -> TrainConfig:
+    base = dict(
+        max_steps=20,
+        batch_size=4,
+        block_size=8,
+        warmup_steps=3,
+        eval_interval=10,
+        eval_batches=2,
+        learning_rate=3e-3,
+        min_lr=3e-4,
+        device="cpu",
+        progress=False,
+    )
+    return TrainConfig(**(base | overrides))
+
+
+def test_lr_schedule_matches_the_formula():
+    cfg = TrainConfig(max_steps=100, learning_rate=1.0, min_lr=0.1, warmup_steps=10)
+    assert lr_at(0, cfg) == pytest.approx(0.1)  # never exactly 0: the first step already moves
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    for step in (10, 37, 55, 99):
+        expected = 0.1 + 0.45 * (1 + math.cos(math.pi * (step - 10) / 90))
+        assert lr_at(step, cfg) == pytest.approx(expected, rel=1e-12)
+    assert lr_at(100, cfg) == lr_at(500, cfg) == pytest.approx(0.1)
+    assert (
+        lr_at(50, TrainConfig(max_steps=100, lr_decay_steps=50, warmup_steps=10, learning_rate=1.0, min_lr=0.1)) == 0.1
+    )
+
+
+def test_weight_decay_only_on_matrices():
+    model = make_model()
+    optimizer = configure_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu"))
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(model.wte.weight), id(model.wpe.weight), id(model.mix.weight)}
+    assert {id(p) for p in plain["params"]} == {id(model.mix.bias), id(model.ln.weight), id(model.ln.bias)}
+
+
+def test_training_learns_and_reports_history():
+    data = make_data()
+    seen = []
+    history = train(
+        make_model(),
+        data,
+        quick(max_steps=150, eval_interval=50, learning_rate=3e-2),
+        callback=lambda h: seen.append(h.val_loss[-1]),
+    )
+    assert isinstance(history, History)
+    assert history.steps == list(range(150)) and len(history.train_loss) == len(history.lr) == 150
+    assert history.eval_steps == [0, 50, 100, 150] and seen == history.val_loss
+    assert history.val_loss[0] > math.log(13) - 0.5  # starts near chance
+    assert history.val_loss[-1] < 1.5  # well below chance: the repeating pattern is being learned
+    assert history.tokens_per_s > 0
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """2N steps in one go == N steps, save, load into a fresh model, N more (losses and weights, bit for bit)."""
+    data = make_data()
+    schedule = dict(eval_interval=5, lr_decay_steps=24)  # the first half is half of a 24-step run
+    full = train(model_a := make_model(), data, quick(max_steps=24, **schedule))
+
+    first = train(make_model(), data, quick(max_steps=12, out_dir=str(tmp_path), **schedule))
+    torch.manual_seed(999)  # the global RNG moves on in between; the checkpoint must restore it
+    model_b = make_model(seed=123)  # different initial weights: all must come from the checkpoint
+    second = train(model_b, data, quick(max_steps=24, **schedule), resume=tmp_path)
+
+    assert second.steps == list(range(12, 24))
+    assert first.train_loss + second.train_loss == full.train_loss
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_grad_accumulation_equals_the_big_batch():
+    data = make_data()
+    cfg = quick(batch_size=3, grad_accum_steps=2)
+    trainer = Trainer(make_model(dropout=0.0), data, cfg)
+    trainer.backward()
+    got = {n: p.grad.clone() for n, p in trainer.raw_model.named_parameters()}
+
+    g = torch.Generator().manual_seed(cfg.seed)  # replay the two micro-batches the trainer drew
+    batches = [sample_batch(data["train"], 3, cfg.block_size, g) for _ in range(2)]
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    reference = make_model(dropout=0.0)
+    reference(x, y)[1].backward()
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(got[name], p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_batch_targets_are_inputs_shifted_by_one():
+    tokens = torch.arange(100)
+    x, y = sample_batch(tokens, 5, 10, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 10)
+    assert torch.equal(y, x + 1) and torch.equal(x[:, 1:], x[:, :-1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "data_change", "message"),
+    [
+        (dict(batch_size=600), None, "batch_size=600 is larger than the 492 distinct windows"),
+        (dict(block_size=32), None, "larger than the model's block_size=16"),
+        (dict(), "no_val", "data has no 'val' split"),
+        (dict(block_size=8), "short", "too few for one window"),
+        (dict(), "float", "1-D integer torch.Tensor"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(overrides, data_change, message):
+    data = make_data()
+    if data_change == "no_val":
+        del data["val"]
+    elif data_change == "short":
+        data["val"] = data["val"][:5]
+    elif data_change == "float":
+        data["train"] = data["train"].float()
+    with pytest.raises((ValueError, TypeError), match=message):
+        Trainer(make_model(), data, quick(**overrides))
+
+
+def test_training_without_val_split_when_not_evaluating():
+    data = make_data()
+    del data["val"]
+    history = train(make_model(), data, quick(max_steps=3, eval_interval=0))
+    assert history.eval_steps == [] and len(history.train_loss) == 3
+
+
+def test_resume_from_missing_path_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Trainer(make_model(), make_data(), quick(), resume=tmp_path / "nope")
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ValueError, match="unknown training config key 'learning_rte'; did you mean 'learning_rate'"):
+        TrainConfig.from_dict({"learning_rte": 1e-3})
+    assert TrainConfig.from_dict({"max_steps": 7}).max_steps == 7
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="min_lr"):
+        TrainConfig(learning_rate=1e-4, min_lr=1e-3)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        Trainer(make_model(), make_data(), quick(precision="fp16"))
