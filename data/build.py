@@ -15,6 +15,7 @@ and writes them byte for byte the same on every run: no timestamps, fixed seeds,
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import subprocess
 import sys
@@ -157,9 +158,61 @@ def build_shakespeare(out: Path = DATA_DIR) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Sentiment (PyPI vaderSentiment 3.3.2 sdist: Hutto and Gilbert's ratings of Pang and Lee's snippets)
+
+VADER = "vadersentiment==3.3.2"
+SENTIMENT_THRESHOLD = 0.5  # mean rating >= +0.5 is positive, <= -0.5 negative, between is dropped
+SENTIMENT_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+SENTIMENT_SEED = 0
+
+
+def clean_snippet(text: str) -> str:
+    """Undo the corpus's typewriter conventions: ``''`` and backticks as quotes, curly apostrophes."""
+    text = text.replace("''", '"').replace("`", "'").replace("\u2019", "'")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def build_sentiment(out: Path = DATA_DIR) -> None:
+    """Binary movie-review sentences with stratified 80/10/10 splits, as ``id, label, rating, text`` TSV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(pip_sdist(VADER, Path(tmp))) as sdist:
+            (inner,) = [m for m in sdist.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz")]
+            with tarfile.open(fileobj=sdist.extractfile(inner)) as tar:
+                (member,) = [m for m in tar.getmembers() if m.name.endswith("movieReviewSnippets_GroundTruth.txt")]
+                raw = tar.extractfile(member).read().decode("utf-8")
+    by_class: dict[int, list[tuple[int, int, str, str]]] = {0: [], 1: []}
+    seen = set()
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        snippet_id, rating, text = line.split("\t")
+        text = clean_snippet(text)
+        if text in seen:
+            continue  # two sentences occur twice; keep the first so no sentence is in two splits
+        seen.add(text)
+        if abs(float(rating)) >= SENTIMENT_THRESHOLD:
+            label = int(float(rating) > 0)
+            by_class[label].append((int(snippet_id), label, rating, text))
+    rng = random.Random(SENTIMENT_SEED)
+    splits: dict[str, list] = {name: [] for name, _ in SENTIMENT_SPLITS}
+    for label in (0, 1):  # stratified: each class is cut 80/10/10 on its own
+        rows = by_class[label]
+        rng.shuffle(rows)
+        start = 0
+        for i, (name, fraction) in enumerate(SENTIMENT_SPLITS):
+            end = len(rows) if i == len(SENTIMENT_SPLITS) - 1 else start + round(fraction * len(rows))
+            splits[name].extend(rows[start:end])
+            start = end
+    for name, rows in splits.items():
+        lines = ["id\tlabel\trating\ttext"] + ["\t".join(map(str, row)) for row in sorted(rows)]
+        write_text(out / "sentiment" / f"{name}.tsv", "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
 
 BUILDERS: dict[str, Callable[..., None]] = {
     "shakespeare": build_shakespeare,
+    "sentiment": build_sentiment,
 }
 
 

@@ -82,6 +82,62 @@ def test_shakespeare_shape(size, chars, distinct):
     assert train.startswith(first[size])
 
 
+def test_sentiment_sizes_balance_and_cleaning():
+    splits = data.load_sentiment()
+    assert [len(s) for s in splits] == [8056, 1008, 1006]
+    assert [sum(s.labels) for s in splits] == [3996, 500, 499]  # positives; the rest negative
+    texts = [t for s in splits for t in s.texts]
+    assert len(set(texts)) == len(texts) == 10_070, "no sentence twice, so none in two splits"
+    for split in splits:
+        for text, label, rating in zip(split.texts, split.labels, split.ratings, strict=True):
+            assert (rating >= 0.5 and label == 1) or (rating <= -0.5 and label == 0)
+            assert text == text.strip() and "''" not in text and "`" not in text and "\r" not in text
+    assert splits.train.texts[0].startswith('The Rock is destined to be the 21st Century\'s new "Conan"')
+
+
+def test_classification_batches_pad_bucket_and_cover_everything():
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (1000,), generator=gen).tolist()
+    sequences = [[i % 97 + 1] * n for i, n in enumerate(lengths)]
+    labels = [i % 2 for i in range(1000)]
+    batches = list(data.classification_batches(sequences, labels, 32, pad_id=0, generator=gen, bucket_batches=4))
+    seen = torch.cat([b.index for b in batches]).tolist()
+    assert sorted(seen) == list(range(1000)), "every example exactly once"
+    padded = 0
+    for b in batches:
+        assert b.input_ids.shape == b.attention_mask.shape and b.input_ids.shape[0] <= 32
+        assert b.input_ids.shape[1] == max(lengths[i] for i in b.index.tolist()), "padded to its own longest"
+        for row, i in enumerate(b.index.tolist()):
+            n = lengths[i]
+            assert b.input_ids[row, :n].tolist() == sequences[i] and b.input_ids[row, n:].eq(0).all()
+            assert b.attention_mask[row].sum() == n and b.labels[row] == labels[i]
+        padded += b.attention_mask.numel()
+    unbucketed = data.classification_batches(sequences, labels, 32, generator=gen, bucket_batches=1)
+    assert padded < 0.8 * sum(b.attention_mask.numel() for b in unbucketed), "bucketing cuts padding"
+    first = [
+        b.index for b in data.classification_batches(sequences, labels, 32, generator=torch.Generator().manual_seed(0))
+    ]
+    again = [
+        b.index for b in data.classification_batches(sequences, labels, 32, generator=torch.Generator().manual_seed(0))
+    ]
+    other = [
+        b.index for b in data.classification_batches(sequences, labels, 32, generator=torch.Generator().manual_seed(1))
+    ]
+    assert torch.equal(torch.cat(first), torch.cat(again)) and not torch.equal(torch.cat(first), torch.cat(other))
+
+
+def test_classification_batches_eval_order_and_errors():
+    batches = list(data.classification_batches([[5, 6, 7], [1], [2, 3]], [1, 0, 1], 2, pad_id=9, shuffle=False))
+    assert batches[0].input_ids.tolist() == [[1, 9], [2, 3]] and batches[0].index.tolist() == [1, 2]
+    assert batches[1].input_ids.tolist() == [[5, 6, 7]] and batches[1].attention_mask.tolist() == [[1, 1, 1]]
+    with pytest.raises(ValueError, match="2 sequences but 1 labels"):
+        data.classification_batches([[1], [2]], [0], 2)
+    with pytest.raises(ValueError, match=r"sequences \[1\] are empty"):
+        data.classification_batches([[1], []], [0, 1], 2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, not 0"):
+        data.classification_batches([[1]], [0], 0)
+
+
 def test_lm_batch_windows_are_contiguous_and_shifted():
     tokens = torch.arange(1000) * 7 % 1009  # distinct values, so a window's start is recoverable
     x, y = sample_lm_batch(tokens, batch_size=64, block_size=16, generator=torch.Generator().manual_seed(0))
