@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from course_lib.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from course_lib.data import sample_lm_batch
 from course_lib.device import can_compile, get_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -159,16 +160,6 @@ def _init_distributed() -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def sample_batch(
-    tokens: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of ``block_size`` tokens, and the same windows shifted by one as targets."""
-    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
-    offsets = torch.arange(block_size + 1)
-    windows = tokens[starts[:, None] + offsets]  # (B, T+1)
-    return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
-
-
 class Trainer:
     """The state of one run (model, optimizer, generators, step) and the pieces of a step.
 
@@ -211,12 +202,10 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------------------------
     def batch(self, split: str, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A (B, T) batch of inputs and targets from ``split``, on the training device."""
-        x, y = sample_batch(
-            self.data[split], self.config.batch_size, self.config.block_size, generator or self.generator
+        cfg = self.config
+        return sample_lm_batch(
+            self.data[split], cfg.batch_size, cfg.block_size, generator or self.generator, self.device
         )
-        if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
-        return x.to(self.device), y.to(self.device)
 
     def backward(self) -> float:
         """Forward and backward over ``grad_accum_steps`` micro-batches; returns the step's mean loss.
@@ -452,4 +441,4 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-__all__ = ["History", "TrainConfig", "Trainer", "configure_optimizer", "lr_at", "sample_batch", "train"]
+__all__ = ["History", "TrainConfig", "Trainer", "configure_optimizer", "lr_at", "train"]

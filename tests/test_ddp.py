@@ -12,7 +12,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from test_train import make_data, make_model
 
-from course_lib.train import TrainConfig, Trainer, configure_optimizer, lr_at, sample_batch
+from course_lib.data import sample_lm_batch
+from course_lib.train import TrainConfig, Trainer, configure_optimizer, lr_at
 
 WORLD = 2
 CONFIG = dict(max_steps=10, batch_size=3, block_size=8, warmup_steps=2, eval_interval=0, device="cpu", progress=False)
@@ -56,7 +57,7 @@ def test_two_gloo_processes_match_one_process_on_the_concatenated_batch(tmp_path
     cfg = TrainConfig(**CONFIG)
     data = make_data()
     batches = [
-        sample_batch(data["train"], cfg.batch_size, cfg.block_size, torch.Generator().manual_seed(cfg.seed + r))
+        sample_lm_batch(data["train"], cfg.batch_size, cfg.block_size, torch.Generator().manual_seed(cfg.seed + r))
         for r in range(WORLD)
     ]
     assert not torch.equal(batches[0][0], batches[1][0])
