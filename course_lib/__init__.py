@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for editors and type checkers; at run time these load on first use, below
     from course_lib.device import can_compile, get_device
     from course_lib.env import check_version, seed_everything, setup_notebook
+    from course_lib.gpt import GPT, GPTConfig
 
 # Loaded on first use (PEP 562), not here, so that `import course_lib` works without PyTorch and
 # `python -m course_lib.doctor` can say that torch is missing instead of dying of it. Keep torch
@@ -21,6 +22,8 @@ _LAZY = {
     "check_version": "course_lib.env",
     "seed_everything": "course_lib.env",
     "setup_notebook": "course_lib.env",
+    "GPT": "course_lib.gpt",
+    "GPTConfig": "course_lib.gpt",
 }
 
 
@@ -35,6 +38,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "GPT",
+    "GPTConfig",
     "__version__",
     "can_compile",
     "check_version",

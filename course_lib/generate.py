@@ -1,0 +1,100 @@
+"""Text generation for every decoder in the course (GPT in chapter 05, the Llama-style model in chapter 10).
+
+A model plugs in by having ``block_size`` (how many positions it can attend over) and a forward that
+takes ``cache=`` (a ``KVCache``, or None) and returns ``(logits, ...)`` of shape (B, T, vocab_size).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from course_lib.attention import KVCache
+
+
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Pick one token per row of ``logits`` (B, V); returns (B, 1).
+
+    Temperature 0 is greedy (argmax). Otherwise logits are divided by the temperature (below 1 sharpens,
+    above 1 flattens), cut to the ``top_k`` most likely tokens and/or to the smallest set whose
+    probability reaches ``top_p`` (nucleus sampling), and one token is drawn.
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)
+        before = probs.cumsum(dim=-1) - probs  # probability of the more likely tokens
+        drop = before >= top_p  # already reached top_p without this token (the first is always kept)
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator)
+
+
+def _check_args(idx: Tensor, max_new_tokens: int, temperature: float, top_k, top_p) -> None:
+    if not isinstance(idx, Tensor) or idx.dim() != 2:
+        shape = tuple(idx.shape) if isinstance(idx, Tensor) else type(idx).__name__
+        raise ValueError(
+            f"idx must be a (batch, time) tensor of token ids, got {shape}; add a batch dim with idx[None]"
+        )
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    idx: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    use_cache: bool = True,
+    eos_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Extend each row of ``idx`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + new).
+
+    The model sees at most its last ``block_size`` tokens: once the text is longer, the window slides,
+    as in nanoGPT. With ``use_cache`` the prompt is run once and each later step feeds one token,
+    reusing the keys and values cached for the others. The cache holds positions counted from the
+    start of the window, so when the window slides every position changes and the cache is rebuilt
+    from the new window; cached and uncached generation thus pick the same tokens. After ``eos_id`` a
+    row only repeats ``eos_id``; generation stops early when every row has finished. Call
+    ``model.eval()`` first, or dropout stays on.
+    """
+    _check_args(idx, max_new_tokens, temperature, top_k, top_p)
+    block_size = model.block_size
+    cache: KVCache | None = None
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        if not use_cache:
+            feed = idx[:, -block_size:]
+        elif cache is not None and len(cache) < block_size:
+            feed = idx[:, -1:]  # the cache holds every earlier token of the window
+        else:
+            cache, feed = KVCache(), idx[:, -block_size:]  # first step, or the window slid: rebuild
+        logits = model(feed, cache=cache)[0][:, -1, :]  # (B, V)
+        nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        if eos_id is not None:
+            nxt = nxt.masked_fill(finished[:, None], eos_id)
+            finished |= nxt[:, 0] == eos_id
+        idx = torch.cat((idx, nxt), dim=1)
+        if eos_id is not None and finished.all():
+            break
+    return idx
