@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import heapq
 import json
+import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -130,6 +132,57 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+def learn_merges(
+    words: list[list[int]], freqs: list[int], num_merges: int, make_token: Callable[[tuple[int, int]], int | None]
+) -> list[tuple[tuple[int, int], int]]:
+    """The merge loop BPE and WordPiece training share: ``[(pair, new id), ...]`` in the order learned.
+
+    ``words`` are the distinct pre-split pieces as token ids, ``freqs`` how often each occurs; they
+    are merged in place. Each step takes the most frequent adjacent pair (ties: the smallest pair of
+    ids) and asks ``make_token(pair)`` for the new token's id, or ``None`` to skip that pair.
+    Counting every pair again after each merge would cost a pass over the corpus per merge;
+    instead only the pieces that contain the merged pair are re-counted, and a heap with stale
+    entries skipped on the way out finds the next best pair.
+    """
+    pair_counts: Counter[tuple[int, int]] = Counter()
+    where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> pieces that contain it
+    for w, (word, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in pairwise(word):
+            pair_counts[pair] += freq
+            where[pair].add(w)
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
+    learned = []
+    while len(learned) < num_merges and heap:
+        negative, pair = heapq.heappop(heap)
+        if pair_counts.get(pair, 0) != -negative:
+            continue  # stale entry: the count changed since it was pushed
+        new_id = make_token(pair)
+        if new_id is None:
+            continue
+        learned.append((pair, new_id))
+        changed = set()
+        for w in where.pop(pair):
+            word, freq = words[w], freqs[w]
+            new_word = _merge(word, pair, new_id)
+            if len(new_word) == len(word):
+                continue  # an earlier merge in this piece used up the pair
+            for old in pairwise(word):
+                pair_counts[old] -= freq
+                changed.add(old)
+            for new in pairwise(new_word):
+                pair_counts[new] += freq
+                where[new].add(w)
+                changed.add(new)
+            words[w] = new_word
+        for p in changed:
+            if pair_counts[p] > 0:
+                heapq.heappush(heap, (-pair_counts[p], p))
+            else:
+                del pair_counts[p]
+    return learned
+
+
 class BPETokenizer:
     """Byte-level byte-pair encoding, as in GPT-2: any string encodes, nothing is ever unknown.
 
@@ -178,10 +231,8 @@ class BPETokenizer:
     ) -> BPETokenizer:
         """Learn merges on ``text`` until the vocabulary (bytes, merges, specials) has ``vocab_size`` tokens.
 
-        Each step merges the most frequent adjacent pair (ties: the smallest pair of ids). Counting
-        every pair again after each merge would cost a pass over the corpus per merge; instead the
-        text is reduced to its distinct pre-split pieces with their counts, and after a merge only
-        the pieces that contain the pair are re-counted, with a heap to find the next best pair.
+        The text is reduced to its distinct pre-split pieces with their counts, and each step merges
+        the most frequent adjacent pair (ties: the smallest pair of ids); see :func:`learn_merges`.
         """
         if not isinstance(text, str) or not text:
             raise ValueError("train needs a non-empty string")
@@ -195,49 +246,20 @@ class BPETokenizer:
         if len(set(special_tokens)) != len(special_tokens) or not all(special_tokens):
             raise ValueError("special_tokens must be distinct non-empty strings")
         pieces = Counter(regex.findall(pattern, text))
-        words = [list(piece.encode("utf-8")) for piece in pieces]
-        freqs = list(pieces.values())
-        pair_counts: Counter[tuple[int, int]] = Counter()
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> pieces that contain it
-        for w, (word, freq) in enumerate(zip(words, freqs, strict=True)):
-            for pair in pairwise(word):
-                pair_counts[pair] += freq
-                where[pair].add(w)
-        heap = [(-count, pair) for pair, count in pair_counts.items()]
-        heapq.heapify(heap)
-
         vocab = {i: bytes([i]) for i in range(256)}
         known = set(vocab.values())
-        merges: dict[tuple[int, int], tuple[int, int]] = {}
-        while len(vocab) < vocab_size - len(special_tokens) and heap:
-            negative, pair = heapq.heappop(heap)
-            if pair_counts.get(pair, 0) != -negative:
-                continue  # stale entry: the count changed since it was pushed
+
+        def make_token(pair: tuple[int, int]) -> int | None:
             merged = vocab[pair[0]] + vocab[pair[1]]
             if merged in known:
-                continue  # another pair already made these bytes; one token per byte string
-            new_id = len(vocab)
-            vocab[new_id], merges[pair] = merged, (len(merges), new_id)
+                return None  # another pair already made these bytes; one token per byte string
+            vocab[len(vocab)] = merged
             known.add(merged)
-            changed = set()
-            for w in where.pop(pair):
-                word, freq = words[w], freqs[w]
-                new_word = _merge(word, pair, new_id)
-                if len(new_word) == len(word):
-                    continue  # an earlier merge in this piece used up the pair
-                for old in pairwise(word):
-                    pair_counts[old] -= freq
-                    changed.add(old)
-                for new in pairwise(new_word):
-                    pair_counts[new] += freq
-                    where[new].add(w)
-                    changed.add(new)
-                words[w] = new_word
-            for p in changed:
-                if pair_counts[p] > 0:
-                    heapq.heappush(heap, (-pair_counts[p], p))
-                else:
-                    del pair_counts[p]
+            return len(vocab) - 1
+
+        words = [list(piece.encode("utf-8")) for piece in pieces]
+        learned = learn_merges(words, list(pieces.values()), vocab_size - len(vocab) - len(special_tokens), make_token)
+        merges = {pair: (rank, new_id) for rank, (pair, new_id) in enumerate(learned)}
         specials = {s: len(vocab) + i for i, s in enumerate(special_tokens)}
         vocab.update({i: s.encode("utf-8") for s, i in specials.items()})
         return cls(vocab, merges, pattern, specials)
@@ -379,3 +401,185 @@ class BPETokenizer:
 
 
 _NO_MERGE = (float("inf"), -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# WordPiece (BERT)
+
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Unicode's White_Space property (what BERT's Rust normalizer tests), not Python's str.isspace,
+# which also counts the separators U+001C..U+001F.
+_WHITE_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B)))
+)
+# The CJK Unified Ideographs blocks that BERT splits into one token per character.
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)  # fmt: skip
+
+
+def _is_cjk(c: str) -> bool:
+    return any(lo <= ord(c) <= hi for lo, hi in _CJK_RANGES)
+
+
+def _is_punctuation(c: str) -> bool:
+    """ASCII symbols like ``$`` and ``+`` count too: BERT splits on every non-alphanumeric ASCII mark."""
+    return (c.isascii() and not c.isalnum() and c.isprintable() and c != " ") or unicodedata.category(c).startswith("P")
+
+
+class WordPieceTokenizer:
+    """BERT's WordPiece: normalise, split into words and punctuation, then greedy longest-match pieces.
+
+    Normalisation (as BERT's uncased models): drop control characters, turn white space into spaces,
+    put spaces around CJK ideographs (one token each), strip accents (NFD, drop combining marks)
+    and lower-case. Each word then becomes the longest vocabulary entry that starts it, then the
+    longest ``##``-prefixed entry that continues it, and so on; a word that cannot be covered, or
+    is over ``max_chars`` characters, becomes ``[UNK]``. Special tokens written in the text
+    (``[MASK]``) are kept whole, as Hugging Face's tokenizer does.
+
+    The ids equal Hugging Face's ``BertTokenizer`` for the same ``vocab.txt`` (tested). Character
+    classes come from Python's ``unicodedata``, whose Unicode is newer than the tables in Hugging
+    Face's Rust code, so the two can differ on characters added to Unicode since about 2017.
+    """
+
+    def __init__(self, vocab: list[str], lowercase: bool = True, max_chars: int = 100):
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("vocab entries must be distinct")
+        missing = [t for t in BERT_SPECIAL_TOKENS if t not in vocab]
+        if missing:
+            raise ValueError(f"vocab lacks the special tokens {missing}; BERT needs all of {BERT_SPECIAL_TOKENS}")
+        self.vocab = list(vocab)
+        self.ids = {token: i for i, token in enumerate(self.vocab)}
+        self.lowercase = lowercase
+        self.max_chars = max_chars
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (self.ids[t] for t in BERT_SPECIAL_TOKENS)
+        self._special_split = regex.compile("(" + "|".join(map(regex.escape, BERT_SPECIAL_TOKENS)) + ")")
+
+    @classmethod
+    def from_vocab_file(cls, path: str | Path, lowercase: bool = True) -> WordPieceTokenizer:
+        """Load a BERT ``vocab.txt``: one token per line, the line number is its id."""
+        with open(path, encoding="utf-8") as f:
+            return cls(f.read().splitlines(), lowercase=lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    # -- the steps -------------------------------------------------------------------------------------
+
+    def normalize(self, text: str) -> str:
+        """Clean, space out CJK, strip accents and lower-case, in the order BERT's normaliser does."""
+        out = []
+        for c in text:
+            if c in "\x00\ufffd" or (unicodedata.category(c) in ("Cc", "Cf", "Co") and c not in "\t\n\r"):
+                continue  # control, format and private-use characters carry no meaning for BERT
+            out.append(f" {c} " if _is_cjk(c) else " " if c in _WHITE_SPACE else c)
+        text = "".join(out)
+        if self.lowercase:
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+            text = "".join(c.lower() for c in text)  # per character, as BERT's normaliser: no final-sigma rule
+        return text
+
+    @staticmethod
+    def pre_tokenize(text: str) -> list[str]:
+        """Split normalised text at white space and around every punctuation mark."""
+        words = []
+        for chunk in text.split():
+            start = 0
+            for i, c in enumerate(chunk):
+                if _is_punctuation(c):
+                    words += [chunk[start:i], c] if i > start else [c]
+                    start = i + 1
+            if start < len(chunk):
+                words.append(chunk[start:])
+        return words
+
+    def word_pieces(self, word: str) -> list[str]:
+        """Greedy longest-match-first: ``"unaffable"`` -> ``["una", "##ffa", "##ble"]`` with BERT's vocabulary."""
+        if len(word) > self.max_chars:
+            return ["[UNK]"]
+        pieces, start = [], 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.ids:
+                    break
+            else:
+                return ["[UNK]"]  # no entry covers this position: the whole word is unknown
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    def tokenize(self, text: str) -> list[str]:
+        """The WordPiece strings of ``text``, without ``[CLS]``/``[SEP]``."""
+        if not isinstance(text, str):
+            raise TypeError(f"tokenize takes a str, not {type(text).__name__}")
+        tokens = []
+        for i, part in enumerate(self._special_split.split(text)):
+            if i % 2:
+                tokens.append(part)
+            else:
+                for word in self.pre_tokenize(self.normalize(part)):
+                    tokens += self.word_pieces(word)
+        return tokens
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids, as ``[CLS] text [SEP]`` by default: the input shape BERT was trained on."""
+        ids = [self.ids[t] for t in self.tokenize(text)]
+        return [self.cls_id, *ids, self.sep_id] if add_special_tokens else ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        """Join pieces back into words. Lower-casing and accent stripping cannot be undone."""
+        ids = list(ids)
+        _check_ids(ids, self.vocab_size)
+        special = {self.pad_id, self.cls_id, self.sep_id, self.mask_id} if skip_special_tokens else set()
+        tokens = [self.vocab[i] for i in ids if i not in special]
+        return " ".join(tokens).replace(" ##", "")
+
+    # -- training and saving -----------------------------------------------------------------------
+
+    @classmethod
+    def train(cls, texts: str | list[str], vocab_size: int, lowercase: bool = True) -> WordPieceTokenizer:
+        """Learn a WordPiece vocabulary of ``vocab_size`` entries from ``texts``.
+
+        As Hugging Face's trainer does, the vocabulary grows by frequency-based merges (BPE) over
+        the pre-tokenized words, where a piece inside a word carries the ``##`` prefix: it starts
+        with the special tokens and every character (both as a word start and as ``##c``).
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be a string or a list of strings")
+        normalizer = cls(list(BERT_SPECIAL_TOKENS), lowercase=lowercase)
+        counts = Counter(w for t in texts for w in normalizer.pre_tokenize(normalizer.normalize(t)))
+        alphabet = sorted({c for w in counts for c in w})
+        vocab = [*BERT_SPECIAL_TOKENS, *alphabet, *(f"##{c}" for c in alphabet)]
+        if not isinstance(vocab_size, int) or vocab_size < len(vocab):
+            raise ValueError(
+                f"vocab_size must be an int of at least {len(vocab)} (5 special tokens and "
+                f"{len(alphabet)} characters, each as a start and as ##c), not {vocab_size!r}"
+            )
+        index = {t: i for i, t in enumerate(vocab)}
+
+        def make_token(pair: tuple[int, int]) -> int | None:
+            merged = vocab[pair[0]] + vocab[pair[1]].removeprefix("##")
+            if merged in index:
+                return None  # another pair already spells it
+            index[merged] = len(vocab)
+            vocab.append(merged)
+            return len(vocab) - 1
+
+        words = [[index[w[0]], *(index["##" + c] for c in w[1:])] for w in counts]
+        learn_merges(words, list(counts.values()), vocab_size - len(vocab), make_token)
+        return cls(vocab, lowercase=lowercase)
+
+    def save(self, path: str | Path) -> None:
+        _write_json(path, {"type": "wordpiece", "lowercase": self.lowercase, "vocab": self.vocab})
+
+    @classmethod
+    def load(cls, path: str | Path) -> WordPieceTokenizer:
+        payload = _read_json(path, "wordpiece")
+        return cls(payload["vocab"], lowercase=payload["lowercase"])
+
+    def __repr__(self) -> str:
+        return f"WordPieceTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase})"

@@ -8,8 +8,8 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from course_lib.data import load_shakespeare
-from course_lib.tokenizers import BPETokenizer, CharTokenizer, bytes_to_unicode
+from course_lib.data import load_sentiment, load_shakespeare, minilm_dir
+from course_lib.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, bytes_to_unicode
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,84 @@ def test_bpe_errors(bpe):
         bpe.encode(b"hello")
     with pytest.raises(ValueError, match="id 4096 at position 0"):
         bpe.decode([4096])
+
+
+# ---------------------------------------------------------------------------------------------
+# WordPiece, against Hugging Face's BertTokenizer on the same vocab.txt
+
+HARD_CASES = [
+    "",
+    " ",
+    "Héllo Wörld, naïve café, Straße, ¿Qué?",
+    "北京欢迎你 日本語のテキスト 한국어 \U0002b830\U0002b920",
+    "😀👍🏽 🏳️‍🌈",
+    "a\x00b\x07c\u200bd\ufeffe\ue000f",  # control, zero-width, BOM and private-use characters are dropped
+    "\t\n\r x\x1cy\x1fz a\u3000b\u00a0c\u2028d",
+    "a" * 100,
+    "a" * 101,  # over 100 characters: [UNK]
+    "ΟΔΟΣ İstanbul ﬁne ǅ ℌ𝔢𝔩𝔩𝔬 e\u0301",
+    "[MASK] is [UNK]! hello[SEP]world [mask]",
+    "$100 + 5% = ~ don't supercalifragilisticexpialidocious",
+    "unaffable",
+]
+
+
+@pytest.fixture(scope="module")
+def bert_pair():
+    from transformers import BertTokenizer
+
+    vocab = minilm_dir() / "vocab.txt"
+    return WordPieceTokenizer.from_vocab_file(vocab), BertTokenizer(str(vocab))
+
+
+def test_wordpiece_matches_bert_tokenizer_on_every_sentiment_sentence(bert_pair):
+    mine, ref = bert_pair
+    texts = [t for split in load_sentiment() for t in split.texts]
+    assert len(texts) == 10_070
+    mismatched = [t for t in texts if mine.encode(t) != ref(t)["input_ids"]]
+    assert not mismatched, mismatched[:3]
+
+
+@pytest.mark.parametrize("text", HARD_CASES)
+def test_wordpiece_matches_bert_tokenizer_on_hard_cases(bert_pair, text):
+    mine, ref = bert_pair
+    assert mine.encode(text) == ref(text)["input_ids"]
+    assert mine.tokenize(text) == ref.tokenize(text)
+
+
+def test_wordpiece_pieces_and_special_ids(bert_pair):
+    mine, _ = bert_pair
+    assert mine.tokenize("unaffable") == ["una", "##ffa", "##ble"]
+    assert (mine.pad_id, mine.unk_id, mine.cls_id, mine.sep_id, mine.mask_id) == (0, 100, 101, 102, 103)
+    assert mine.encode("") == [101, 102] and mine.encode("a" * 101, add_special_tokens=False) == [100]
+    assert mine.decode(mine.encode("Héllo, unaffable world!")) == "hello , unaffable world !"
+
+
+def test_wordpiece_trains_a_vocab_that_bert_tokenizer_agrees_with(shakespeare, tmp_path):
+    from transformers import BertTokenizer
+
+    corpus = shakespeare.train[:300_000]
+    tok = WordPieceTokenizer.train(corpus, 2000)
+    assert tok.vocab_size == 2000 and tok.vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert {"the", "and", "##s"} <= set(tok.vocab), "frequent words and suffixes are learned"
+    (tmp_path / "vocab.txt").write_text("\n".join(tok.vocab) + "\n", encoding="utf-8")
+    ref = BertTokenizer(str(tmp_path / "vocab.txt"))
+    for speech in shakespeare.val.split("\n\n")[:300]:
+        assert tok.encode(speech) == ref(speech)["input_ids"], speech
+    words = tok.tokenize(shakespeare.val[:2000])
+    assert words.count("[UNK]") == 0, "every character of the corpus is in the alphabet"
+    whole_words = tok.pre_tokenize(tok.normalize(shakespeare.val[:2000]))
+    assert len(words) < 1.6 * len(whole_words), "a 2,000-entry vocabulary covers most words in one or two pieces"
+
+
+def test_wordpiece_save_load_and_errors(tmp_path):
+    tok = WordPieceTokenizer.train(["the cat sat on the mat", "the dog sat"], 40)
+    tok.save(tmp_path / "wp.json")
+    again = WordPieceTokenizer.load(tmp_path / "wp.json")
+    assert again.vocab == tok.vocab and again.encode("the cat") == tok.encode("the cat")
+    with pytest.raises(ValueError, match="at least 27 \\(5 special tokens and 11 characters"):
+        WordPieceTokenizer.train(["the cat sat on the mat", "the dog sat"], 10)
+    with pytest.raises(ValueError, match=r"lacks the special tokens \['\[MASK\]'\]"):
+        WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"])
+    with pytest.raises(ValueError, match="holds a 'wordpiece' tokenizer, not a 'bpe' one"):
+        BPETokenizer.load(tmp_path / "wp.json")
