@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import time
@@ -91,17 +92,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Build a config from a dict (a JSON file's "train" section), refusing keys it does not know.
+        """Build a config from a dict (a JSON file's "train" section), refusing keys it does not know."""
+        return dataclass_from_dict(cls, values, "training config")
 
-        A typo such as ``"learning_rte"`` would otherwise be silently ignored and the run would use the default.
-        """
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-                raise ValueError(f"unknown training config key {key!r}; {hint}")
-        return cls(**values)
+
+def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    """``cls(**values)``, but a key ``cls`` does not have is an error that suggests the closest one.
+
+    A typo such as ``"learning_rte"`` would otherwise be silently ignored and the run would use the default.
+    """
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            raise ValueError(f"unknown {what} key {key!r}; {hint}")
+    return cls(**values)
 
 
 @dataclass
@@ -441,4 +447,104 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-__all__ = ["History", "TrainConfig", "Trainer", "configure_optimizer", "lr_at", "train"]
+# -- the command line: python -m course_lib.train --config FILE ------------------------------------------------
+CONFIG_SECTIONS = ("model", "data", "train")
+
+
+def load_run_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
+    """Read a run's JSON config ({"model": GPTConfig fields, "data": {...}, "train": TrainConfig fields}).
+
+    ``overrides`` are ``section.key=value`` strings (``train.max_steps=100``); values parse as JSON, else
+    stay strings. Unknown sections and keys are refused here, before anything is built.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist; see configs/ for examples")
+    with open(path) as f:
+        config = json.load(f)
+    unknown = sorted(set(config) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown config section(s) {unknown} in {path}; a run config has {list(CONFIG_SECTIONS)}")
+    config = {section: dict(config.get(section, {})) for section in CONFIG_SECTIONS}
+    for item in overrides:
+        target, sep, raw = item.partition("=")
+        section, dot, key = target.partition(".")
+        if not sep or not dot or section not in CONFIG_SECTIONS:
+            raise ValueError(f"override {item!r} must look like section.key=value with section in {CONFIG_SECTIONS}")
+        try:
+            config[section][key] = json.loads(raw)
+        except json.JSONDecodeError:
+            config[section][key] = raw
+    data_keys = {"dataset", "size"}
+    if set(config["data"]) - data_keys:
+        raise ValueError(
+            f"unknown data config key(s) {sorted(set(config['data']) - data_keys)}; known: {sorted(data_keys)}"
+        )
+    if config["data"].get("dataset", "shakespeare") != "shakespeare":
+        raise ValueError(f"data.dataset {config['data']['dataset']!r} is not supported; use 'shakespeare'")
+    return config
+
+
+def build_run(config: Mapping[str, Mapping[str, Any]]) -> tuple[nn.Module, dict[str, torch.Tensor], TrainConfig, Any]:
+    """The GPT, the character-level Shakespeare token streams, the TrainConfig and the tokenizer of a run config."""
+    from course_lib.data import load_shakespeare
+    from course_lib.gpt import GPT, GPTConfig
+    from course_lib.tokenizers import CharTokenizer
+
+    train_config = TrainConfig.from_dict(config["train"])
+    text = load_shakespeare(config["data"].get("size", "tiny"))
+    tokenizer = CharTokenizer.from_text(text.train + text.val)
+    data = {
+        "train": torch.tensor(tokenizer.encode(text.train), dtype=torch.long),
+        "val": torch.tensor(tokenizer.encode(text.val), dtype=torch.long),
+    }
+    if "vocab_size" in config["model"]:
+        raise ValueError("model.vocab_size comes from the tokenizer; remove it from the config")
+    torch.manual_seed(train_config.seed)  # the same initial weights on every rank
+    model = GPT(dataclass_from_dict(GPTConfig, dict(config["model"], vocab_size=tokenizer.vocab_size), "model config"))
+    return model, data, train_config, tokenizer
+
+
+def main(argv: list[str] | None = None) -> History:
+    """``python -m course_lib.train --config FILE [--set train.max_steps=100 ...] [--resume DIR]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=main.__doc__)
+    parser.add_argument("--config", required=True, help="JSON run config, e.g. configs/shakespeare_char.json")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set train.max_steps=100 (repeatable)",
+    )
+    parser.add_argument("--resume", help="checkpoint directory to continue from (usually the run's out_dir)")
+    args = parser.parse_args(argv)
+
+    config = load_run_config(args.config, args.overrides)
+    model, data, train_config, tokenizer = build_run(config)
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        size = sum(p.numel() for p in model.parameters())
+        print(f"{args.config}: {size / 1e6:.2f}M parameters, {len(data['train']):,} training tokens")
+        if train_config.out_dir:
+            os.makedirs(train_config.out_dir, exist_ok=True)
+            tokenizer.save(os.path.join(train_config.out_dir, "tokenizer.json"))
+
+    def report(history: History) -> None:
+        print(f"step {history.eval_steps[-1]}: train {history.eval_train_loss[-1]:.4f}, val {history.val_loss[-1]:.4f}")
+
+    try:
+        history = train(model, data, train_config, resume=args.resume, callback=report)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"done: {len(history.train_loss)} steps in {history.seconds:.1f} s, {history.tokens_per_s:,.0f} tokens/s")
+    return history
+
+
+__all__ = ["History", "TrainConfig", "Trainer", "configure_optimizer", "dataclass_from_dict", "lr_at", "main", "train"]
+
+if __name__ == "__main__":
+    main()
