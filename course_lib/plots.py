@@ -109,8 +109,11 @@ def attention_heads_grid(
         raise ValueError(f"titles has {len(titles)} entries but there are {n_head} heads; pass one title per head")
     ncols = min(ncols, n_head)
     nrows = math.ceil(n_head / ncols)
-    cell = max(1.8, 0.28 * T + 0.8)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.4), squeeze=False)
+    cell = min(3.2, max(1.8, 0.14 * T + 0.8))  # inches per panel: room for the labels, capped for long inputs
+    # constrained layout keeps the suptitle and the top row's labels apart (tight_layout does not)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.4), squeeze=False, layout="constrained"
+    )
     for h, ax in enumerate(axes.flat):
         if h >= n_head:
             ax.axis("off")
@@ -123,7 +126,6 @@ def attention_heads_grid(
         ax.set_title(titles[h], fontsize=9)  # matplotlib lifts it above top tick labels
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
