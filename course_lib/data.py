@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -168,10 +169,16 @@ class SentimentSplits(NamedTuple):
 SENTIMENT_LABELS = ("negative", "positive")
 
 
+def _read_tsv(name: str, header: str) -> list[list[str]]:
+    """Rows of a checked TSV file; split on ``\\n`` only, as ``splitlines`` would also cut at U+2028."""
+    first, *rows = read_text(name).removesuffix("\n").split("\n")
+    if first != header:
+        raise DataFileError(f"{name} starts with {first!r}, not the header {header!r}")
+    return [row.split("\t") for row in rows]
+
+
 def _read_sentiment(name: str) -> LabelledTexts:
-    header, *rows = read_text(name).splitlines()
-    assert header == "id\tlabel\trating\ttext", f"unexpected header in {name}: {header!r}"
-    fields = [row.split("\t") for row in rows]
+    fields = _read_tsv(name, "id\tlabel\trating\ttext")
     return LabelledTexts([f[3] for f in fields], [int(f[1]) for f in fields], [float(f[2]) for f in fields])
 
 
@@ -184,6 +191,60 @@ def load_sentiment() -> SentimentSplits:
     4,995 positive), and each split keeps that balance.
     """
     return SentimentSplits(*(_read_sentiment(f"sentiment/{split}.tsv") for split in ("train", "val", "test")))
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """One Brown sentence: its words and one coarse part-of-speech tag per word."""
+
+    words: list[str]
+    tags: list[str]
+    genre: str
+    file: str
+
+
+class BrownSplits(NamedTuple):
+    train: list[TaggedSentence]
+    val: list[TaggedSentence]
+    test: list[TaggedSentence]
+
+
+# The course's 12 coarse tags (data/build.py maps Brown's 472 raw tags onto them); index = class id.
+BROWN_TAGS = ("NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "NUM", "CONJ", "PRT", "PUNCT", "X")
+
+
+def _read_brown(name: str) -> list[TaggedSentence]:
+    rows = _read_tsv(name, "file\tgenre\twords\ttags")
+    return [TaggedSentence(words.split(" "), tags.split(" "), genre, file) for file, genre, words, tags in rows]
+
+
+def load_brown() -> BrownSplits:
+    """The Brown corpus (1961 American English, 15 genres): 57,340 tagged sentences, 1.16M words.
+
+    Words keep the corpus's tokenization (two backticks open a quote, two apostrophes close it;
+    ``.`` and ``,`` are words of their own); tags are the course's 12 coarse classes in
+    ``BROWN_TAGS``. The split is by document: within each genre, the 9th, 19th, ... file goes to
+    validation and the 10th, 20th, ... to test, so no document is in two splits.
+    """
+    return BrownSplits(*(_read_brown(f"brown/{split}.tsv") for split in ("train", "val", "test")))
+
+
+@dataclass(frozen=True)
+class Poem:
+    collection: str  # "tang300" or "song100"
+    title: str
+    author: str
+    years: str  # the author's life, "961-1023", for the Song poems; "" for the Tang ones
+    text: str  # the verses, one line each
+
+
+def load_poems() -> list[Poem]:
+    """313 Tang poems (the *Three Hundred Tang Poems*) and 96 Song poems, about 29k Chinese characters.
+
+    Used to show what tokenizers do beyond English: one ideograph per WordPiece token, three
+    UTF-8 bytes per character for byte-level BPE.
+    """
+    return [Poem(**json.loads(line)) for line in read_text("poems/poems.jsonl").removesuffix("\n").split("\n")]
 
 
 # ---------------------------------------------------------------------------------------------

