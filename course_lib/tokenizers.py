@@ -208,10 +208,9 @@ class BPETokenizer:
         self.special_tokens = dict(special_tokens or {})
         self._split = regex.compile(pattern)
         ids_of = {b: i for i, b in vocab.items() if i not in self.special_tokens.values()}
-        missing = [b for b in range(256) if bytes([b]) not in ids_of]
-        if missing:
-            raise ValueError(f"a byte-level vocabulary needs all 256 single bytes; missing {missing[:8]}...")
-        self._byte_ids = [ids_of[bytes([b])] for b in range(256)]
+        # A real vocabulary may lack bytes that never occur in its training text (SmolLM2 has no 0xC0,
+        # 0xF5..0xFF and a few control characters); text containing one is rejected when encoded.
+        self._byte_ids = [ids_of.get(bytes([b])) for b in range(256)]
         self._special_split = (
             regex.compile("(" + "|".join(map(regex.escape, sorted(self.special_tokens, key=len, reverse=True))) + ")")
             if self.special_tokens
@@ -320,6 +319,12 @@ class BPETokenizer:
     def _encode_piece(self, piece: str) -> list[int]:
         """BPE on one pre-split piece: merge the lowest-ranked adjacent pair until none is left."""
         ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
+        if None in ids:
+            byte = piece.encode("utf-8")[ids.index(None)]
+            raise ValueError(
+                f"{piece!r} contains the byte 0x{byte:02X}, which has no token in this vocabulary; remove that "
+                "character from the text"
+            )
         while len(ids) >= 2:
             pair = min(pairwise(ids), key=lambda p: self.merges.get(p, _NO_MERGE)[0])
             if pair not in self.merges:
