@@ -18,6 +18,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from worktree import copy_working_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "chapters" / "start_here.ipynb"
@@ -45,17 +46,7 @@ def git(*args: str, cwd: Path) -> None:
 
 def local_repository(dest: Path) -> Path:
     """A git repository holding this working tree as a clone would see it once committed."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_bytes((ROOT / rel).read_bytes())
+    copy_working_tree(dest)
     git("init", "-q", "-b", "main", cwd=dest)
     git("add", "-A", cwd=dest)
     git("-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "snapshot", cwd=dest)

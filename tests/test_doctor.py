@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from worktree import copy_working_tree
 
 from course_lib import doctor
 
@@ -25,24 +26,8 @@ def run_doctor(cwd: Path, prelude: str = "", env: dict[str, str] | None = None) 
     )
 
 
-def clone_like(dest: Path) -> Path:
-    """Copy what a fresh clone would hold: tracked files and new files not ignored (no .venv, no caches)."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    return dest
-
-
 def test_fresh_clone_is_all_well(tmp_path):
-    clone = clone_like(tmp_path / "course")
+    clone = copy_working_tree(tmp_path / "course")
     run = run_doctor(clone)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "All is well" in run.stdout and "FAIL" not in run.stdout, run.stdout
