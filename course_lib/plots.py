@@ -135,7 +135,7 @@ def figure_widget(draw: Callable[..., None], **controls: Any) -> Any:
     Unlike ``ipywidgets.interact``, nothing is drawn until a control moves: a chapter shows the figure
     once statically (for readers without a running kernel) and the stored outputs re-run identically
     under nbval, where interact's first drawing escapes its output area. Each keyword names one of
-    ``draw``'s parameters and gives the widget (slider, dropdown) that sets it.
+    ``draw``'s parameters and gives the widget (slider, dropdown) that sets it. Used from chapter 02 on.
     """
     import ipywidgets as widgets
 
@@ -152,3 +152,57 @@ def figure_widget(draw: Callable[..., None], **controls: Any) -> Any:
     for control in controls.values():
         control.observe(redraw, names="value")
     return widgets.VBox([*controls.values(), panel])
+
+
+def loss_curves(history: Any, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Draw a training run's losses: the noisy per-step training loss and the evaluations on both splits.
+
+    ``history`` is what ``course_lib.train.train`` returns (steps, train_loss, eval_steps, eval_train_loss,
+    val_loss). A validation curve that turns up while the training curve keeps falling is overfitting.
+    Used from chapter 05 on.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.5))
+    if history.train_loss:
+        ax.plot(history.steps, history.train_loss, color="tab:blue", alpha=0.25, lw=0.8, label="train (each step)")
+    if history.val_loss:
+        ax.plot(history.eval_steps, history.eval_train_loss, "o-", color="tab:blue", ms=3, label="train (eval)")
+        ax.plot(history.eval_steps, history.val_loss, "o-", color="tab:orange", ms=3, label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+class LiveLossPlot:
+    """A loss plot that redraws in place after each evaluation: ``train(..., callback=LiveLossPlot())``.
+
+    In a notebook the figure is shown once and then updated through its display handle, so the cell
+    keeps one picture instead of a new one per evaluation; elsewhere (a terminal) it only keeps the
+    figure, which ``.figure`` returns for saving.
+    """
+
+    def __init__(self, title: str | None = None) -> None:
+        self.title = title
+        self.figure, self.ax = plt.subplots(figsize=(6.5, 3.5))
+        plt.close(self.figure)  # shown through the display handle below, not again at the end of the cell
+        self._handle = None
+
+    def __call__(self, history: Any) -> None:
+        self.ax.clear()
+        loss_curves(history, self.ax, self.title)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(self.figure, display_id=True)
+        else:
+            self._handle.update(self.figure)
