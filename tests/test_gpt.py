@@ -117,6 +117,8 @@ def test_sample_next_filters():
     nucleus = sample_next(logits, top_p=0.7, generator=g)  # 0.5 < 0.7 <= 0.8: tokens 0 and 1
     assert set(nucleus.unique().tolist()) == {0, 1}
     assert set(sample_next(logits, top_p=0.85, generator=g).unique().tolist()) == {0, 1, 2}
+    exact = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]])).repeat(2000, 1)  # sums exact in binary
+    assert set(sample_next(exact, top_p=0.75, generator=g).unique().tolist()) == {0, 1}  # 0.75 reached: stop
     cold = sample_next(logits, temperature=0.25, generator=g)  # p^4: token 0 gets 0.5^4 / sum ~ 0.88
     expected = 0.5**4 / (0.5**4 + 0.3**4 + 0.15**4 + 0.05**4)
     assert (cold == 0).float().mean().item() == pytest.approx(expected, abs=0.03)
