@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from course_lib.checkpoint import checkpoint_info
 from course_lib.data import sample_lm_batch
-from course_lib.train import History, TrainConfig, Trainer, configure_optimizer, lr_at, train
+from course_lib.gpt import GPTConfig
+from course_lib.plots import LiveLossPlot
+from course_lib.train import (
+    History,
+    TrainConfig,
+    Trainer,
+    build_run,
+    configure_optimizer,
+    load_run_config,
+    lr_at,
+    main,
+    train,
+)
 
 
 @dataclass
@@ -200,3 +215,78 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TrainConfig(learning_rate=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         Trainer(make_model(), make_data(), quick(precision="fp16"))
+
+
+def write_config(tmp_path, **sections) -> str:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(sections))
+    return str(path)
+
+
+def test_cli_trains_a_gpt_from_a_config_file(tmp_path, capsys):
+    config = write_config(
+        tmp_path,
+        model={"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+        data={"dataset": "shakespeare", "size": "tiny"},
+        train={
+            "max_steps": 4,
+            "batch_size": 2,
+            "block_size": 16,
+            "eval_interval": 2,
+            "eval_batches": 1,
+            "warmup_steps": 1,
+            "device": "cpu",
+            "progress": False,
+        },
+    )
+    history = main(["--config", config, "--set", f"train.out_dir={json.dumps(str(tmp_path / 'out'))}"])
+    assert len(history.train_loss) == 4 and history.eval_steps == [0, 2, 4]
+    out = capsys.readouterr().out
+    assert "step 4: train" in out and "done: 4 steps" in out
+    assert checkpoint_info(tmp_path / "out")["model_config"]["vocab_size"] == 63  # from the character tokenizer
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+    resumed = main(["--config", config, "--set", "train.max_steps=6", "--resume", str(tmp_path / "out")])
+    assert resumed.steps == [4, 5]
+
+
+@pytest.mark.parametrize(
+    ("sections", "overrides", "message"),
+    [
+        ({"train": {"max_step": 3}}, [], "unknown training config key 'max_step'; did you mean 'max_steps'"),
+        ({"model": {"n_layers": 3}}, [], "unknown model config key 'n_layers'; did you mean 'n_layer'"),
+        ({"optim": {}}, [], "unknown config section"),
+        ({"data": {"dataset": "wiki"}}, [], "not supported"),
+        ({}, ["max_steps=3"], "must look like section.key=value"),
+    ],
+)
+def test_cli_refuses_bad_configs(tmp_path, sections, overrides, message):
+    config = write_config(tmp_path, **sections)
+    with pytest.raises(ValueError, match=message):
+        build_run(load_run_config(config, overrides))
+
+
+def test_cli_missing_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_run_config(tmp_path / "none.json")
+
+
+def test_example_configs_are_valid():
+    for path in sorted(Path(__file__).parent.parent.glob("configs/*.json")):
+        config = load_run_config(path)
+        TrainConfig.from_dict(config["train"])
+        GPTConfig(**config["model"], vocab_size=65)
+
+
+def test_live_loss_plot_redraws_the_history_after_each_evaluation():
+    plot = LiveLossPlot(title="tiny")
+    calls = []
+    history = train(
+        make_model(),
+        make_data(),
+        quick(max_steps=10, eval_interval=5),
+        callback=lambda h: calls.append(plot(h) or [list(line.get_ydata()) for line in plot.ax.get_lines()]),
+    )
+    assert len(calls) == 3  # steps 0, 5 and 10
+    per_step, eval_train, val = calls[-1]
+    assert per_step == history.train_loss and eval_train == history.eval_train_loss and val == history.val_loss
+    assert plot.ax.get_title() == "tiny" and len(calls[0]) == 2  # before any step: only the two eval curves
