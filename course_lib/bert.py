@@ -52,7 +52,11 @@ class BertConfig:
                 raise ValueError(f"BertConfig.{name} must be a positive int, got {value!r}")
         if self.hidden_act not in HF_ACTIVATIONS:
             raise ValueError(f"BertConfig.hidden_act={self.hidden_act!r} is not one of {sorted(HF_ACTIVATIONS)}")
-        self.block_config()  # checks that hidden_size divides into the heads
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}; "
+                f"each head gets hidden_size // num_attention_heads dimensions, so choose a divisor"
+            )
 
     def block_config(self) -> BlockConfig:
         return BlockConfig(

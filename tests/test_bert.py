@@ -219,7 +219,7 @@ def test_clear_errors(tmp_path):
         model(ok, token_type_ids=torch.zeros(1, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"token id 2 is outside the vocabulary \[0, 2\)"):
         model(ok, token_type_ids=torch.full((1, 4), 2))
-    with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=4"):
+    with pytest.raises(ValueError, match="hidden_size=10 is not divisible by num_attention_heads=4"):
         BertConfig(hidden_size=10, num_attention_heads=4)
     with pytest.raises(ValueError, match="hidden_act='relu'"):
         BertConfig(hidden_act="relu")
