@@ -1,0 +1,334 @@
+"""``python -m course_lib.bench``: our GPT against Hugging Face's and nanoGPT's, model against model.
+
+The same GPT-2 architecture is built three ways (``course_lib.gpt.GPT``; ``transformers.GPT2LMHeadModel`` from a
+``GPT2Config``, random init, nothing downloaded; nanoGPT's ``model.py`` when ``--nanogpt DIR`` or ``$NANOGPT_DIR``
+points at a folder holding it) and measured in one process, repetitions interleaved so that a busy machine slows
+all of them alike:
+
+- training tokens/s: forward, backward and an AdamW step, fp32, the same optimizer for all;
+- batch-1 greedy generation tokens/s: ours with its KV cache and without, HF's ``generate`` (cached), nanoGPT's
+  ``generate`` (uncached);
+- MFU: model FLOPs per second over a fp32 matmul peak measured here (the best of several large matmuls).
+
+``--time-to-quality`` instead trains the chapter-05 character model twice, side by side in slices: nanoGPT's CPU
+recipe and ours, and reports the training wall time each needs to reach a validation loss. Results are written up
+in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.gpt import GPT, GPTConfig
+from course_lib.train import TrainConfig, Trainer, configure_optimizer
+
+NANOGPT_ENV = "NANOGPT_DIR"
+
+
+@dataclass(frozen=True)
+class Size:
+    """One benchmark configuration: the model shape and the training batch."""
+
+    name: str
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    batch_size: int
+    vocab_size: int = 65
+
+
+SIZES = {
+    # the character-level model of chapter 05 (nanoGPT's CPU recipe for Shakespeare)
+    "char": Size("char", n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
+    # about 10.7M parameters: nanoGPT's "baby GPT" width and depth, with a CPU-sized batch
+    "10m": Size("10m", n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=4),
+}
+
+
+# -- the three implementations, each as model(x, y) -> (logits, loss) ---------------------------------------------
+class HFGPT2(nn.Module):
+    """``GPT2LMHeadModel`` behind our interface; the loss is computed the same way as ours."""
+
+    def __init__(self, size: Size, block_size: int) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(
+            vocab_size=size.vocab_size, n_positions=block_size, n_embd=size.n_embd, n_layer=size.n_layer,
+            n_head=size.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None,
+            eos_token_id=None, pad_token_id=0,
+        )  # fmt: skip
+        self.hf = GPT2LMHeadModel(config)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        logits = self.hf(input_ids=x).logits
+        loss = None if y is None else F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return logits, loss
+
+    @torch.no_grad()
+    def generate_greedy(self, idx: torch.Tensor, n: int) -> torch.Tensor:
+        return self.hf.generate(idx, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True)
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's ``GPT`` from its own ``model.py``; targets are made contiguous because it reshapes them with view."""
+
+    def __init__(self, module, size: Size, block_size: int) -> None:
+        super().__init__()
+        config = module.GPTConfig(block_size=block_size, vocab_size=size.vocab_size, n_layer=size.n_layer,
+                                  n_head=size.n_head, n_embd=size.n_embd, dropout=0.0, bias=True)  # fmt: skip
+        self.gpt = module.GPT(config)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        return self.gpt(x, None if y is None else y.contiguous())
+
+    @torch.no_grad()
+    def generate_greedy(self, idx: torch.Tensor, n: int) -> torch.Tensor:
+        return self.gpt.generate(idx, n, temperature=1.0, top_k=1)  # top_k=1: the argmax, i.e. greedy
+
+
+def ours(size: Size, block_size: int) -> GPT:
+    return GPT(GPTConfig(vocab_size=size.vocab_size, block_size=block_size, n_layer=size.n_layer,
+                         n_head=size.n_head, n_embd=size.n_embd, dropout=0.0))  # fmt: skip
+
+
+def load_nanogpt(folder: str | None):
+    """nanoGPT's ``model.py`` imported from ``folder`` (it is never part of this repository), or None."""
+    folder = folder or os.environ.get(NANOGPT_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / "model.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"--nanogpt / ${NANOGPT_ENV} points at {folder}, which has no model.py")
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def builders(nanogpt) -> dict[str, Callable[[Size, int], nn.Module]]:
+    found = {"ours": ours, "hf": HFGPT2}
+    if nanogpt is not None:
+        found["nanogpt"] = lambda size, block: NanoGPT(nanogpt, size, block)
+    return found
+
+
+# -- measurements -------------------------------------------------------------------------------------------------
+def matmul_peak(n: int = 1024, repeats: int = 10) -> float:
+    """The best fp32 FLOP/s of an (n, n) @ (n, n) product here: the ceiling MFU is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm up
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def training_seconds(model: nn.Module, optimizer: torch.optim.Optimizer, batches, steps: int) -> float:
+    """Wall time of ``steps`` optimizer steps (forward, backward, AdamW) on the given batches."""
+    t0 = time.perf_counter()
+    for x, y in batches[:steps]:
+        _, loss = model(x, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def generation_seconds(generate: Callable[[torch.Tensor, int], torch.Tensor], new_tokens: int) -> float:
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    t0 = time.perf_counter()
+    out = generate(prompt, new_tokens)
+    seconds = time.perf_counter() - t0
+    assert out.shape == (1, 1 + new_tokens), f"generated {out.shape[1] - 1} tokens, expected {new_tokens}"
+    return seconds
+
+
+def bench_size(size: Size, impls: dict, repeats: int, steps: int, new_tokens: int, peak: float) -> list[dict]:
+    """Training and generation figures of every implementation at one size, repetitions interleaved."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        (x, torch.roll(x, -1, dims=1))
+        for x in (torch.randint(size.vocab_size, (size.batch_size, size.block_size), generator=g) for _ in range(steps))
+    ]
+    models, optimizers, generators = {}, {}, {}
+    for name, build in impls.items():
+        torch.manual_seed(0)
+        models[name] = build(size, size.block_size)
+        optimizers[name] = configure_optimizer(models[name], TrainConfig(), torch.device("cpu"))
+        training_seconds(models[name], optimizers[name], batches, 2)  # warm up allocator and kernels
+        # generation needs room for the prompt plus new_tokens positions; the extra rows of the position
+        # table cost nothing per token
+        gen_model = build(size, max(size.block_size, 1 + new_tokens)).eval()
+        if name == "ours":
+            generators["ours (KV cache)"] = lambda p, n, m=gen_model: m.generate(p, n, temperature=0)
+            generators["ours (no cache)"] = lambda p, n, m=gen_model: m.generate(p, n, temperature=0, use_cache=False)
+        else:
+            label = f"{name} ({'generate, KV cache' if name == 'hf' else 'generate, no cache'})"
+            generators[label] = gen_model.generate_greedy
+    for generate in generators.values():
+        generation_seconds(generate, 8)  # warm up
+
+    train_times = {name: [] for name in models}
+    gen_times = {name: [] for name in generators}
+    for _ in range(repeats):
+        for name in models:
+            train_times[name].append(training_seconds(models[name], optimizers[name], batches, steps))
+        for name, generate in generators.items():
+            gen_times[name].append(generation_seconds(generate, new_tokens))
+
+    flops_per_token = models["ours"].flops_per_token(size.block_size, training=True)
+    params = sum(p.numel() for p in models["ours"].parameters())
+    rows = []
+    tokens = steps * size.batch_size * size.block_size
+    for name, times in train_times.items():
+        rate = tokens / statistics.median(times)
+        rows.append(dict(size=size.name, params=params, what="train", impl=name, tokens_per_s=rate,
+                         mfu=rate * flops_per_token / peak))  # fmt: skip
+    for name, times in gen_times.items():
+        rows.append(dict(size=size.name, params=params, what="generate", impl=name,
+                         tokens_per_s=new_tokens / statistics.median(times), mfu=None))  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per measurement, with the ratio of ours to each peer (above 1: ours is faster)."""
+    print(
+        f"{'size':<5} {'params':>7} {'measure':<9} {'implementation':<28} {'tokens/s':>10} {'MFU':>6} {'ours/this':>9}"
+    )
+    for row in rows:
+        ref = next(
+            r for r in rows if r["size"] == row["size"] and r["what"] == row["what"] and r["impl"].startswith("ours")
+        )
+        ratio = ref["tokens_per_s"] / row["tokens_per_s"]
+        mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else ""
+        print(f"{row['size']:<5} {row['params'] / 1e6:>6.2f}M {row['what']:<9} {row['impl']:<28} "
+              f"{row['tokens_per_s']:>10,.0f} {mfu:>6} {ratio:>8.2f}x")  # fmt: skip
+
+
+# -- time to quality ----------------------------------------------------------------------------------------------
+# nanoGPT's CPU recipe for Shakespeare (its README): train.py config/train_shakespeare_char.py --device=cpu
+# --compile=False --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4
+# --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0, with the config's lr 1e-3 (min 1e-4),
+# 100 warmup iterations, beta2 0.99, weight decay 0.1 and clipping at 1.
+NANOGPT_RECIPE = dict(max_steps=2000, batch_size=12, block_size=64, learning_rate=1e-3, min_lr=1e-4,
+                      warmup_steps=100, weight_decay=0.1, beta2=0.99, grad_clip=1.0)  # fmt: skip
+CHAPTER05_RECIPE_FILE = Path(__file__).resolve().parent.parent / "configs" / "shakespeare_char_fast.json"
+
+
+def time_to_quality(nanogpt, target: float, check_every: int, recipe_file: Path, max_minutes: float) -> None:
+    """Train nanoGPT's recipe and ours in alternating slices of ``check_every`` steps; after each slice, evaluate
+    (off the clock) on the same fixed validation windows of 64 characters, and report the training time at
+    which each first reaches ``target``."""
+    from course_lib.data import load_shakespeare, sample_lm_batch
+    from course_lib.tokenizers import CharTokenizer
+    from course_lib.train import load_run_config
+
+    text = load_shakespeare("tiny")
+    tokenizer = CharTokenizer.from_text(text.train + text.val)
+    data = {"train": torch.tensor(tokenizer.encode(text.train)), "val": torch.tensor(tokenizer.encode(text.val))}
+    g = torch.Generator().manual_seed(1234)
+    val_batches = [sample_lm_batch(data["val"], 64, 64, g) for _ in range(16)]  # 65,536 characters
+
+    size = Size("char", n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=tokenizer.vocab_size)
+    run = load_run_config(recipe_file)
+    runs = {}
+    quiet = dict(eval_interval=0, progress=False, device="cpu")
+    if nanogpt is not None:
+        torch.manual_seed(1337)
+        runs["nanoGPT recipe"] = Trainer(NanoGPT(nanogpt, size, 64), data, TrainConfig(**NANOGPT_RECIPE, **quiet))
+    torch.manual_seed(1337)
+    model = GPT(GPTConfig(**run["model"], vocab_size=tokenizer.vocab_size))
+    train_cfg = {k: v for k, v in run["train"].items() if k not in ("out_dir", "eval_interval", "eval_batches")}
+    runs[f"ours ({recipe_file.name})"] = Trainer(model, data, TrainConfig(**(train_cfg | quiet)))
+
+    @torch.no_grad()
+    def val_loss(trainer: Trainer) -> float:
+        trainer.raw_model.eval()
+        loss = statistics.mean(trainer.raw_model(x, y)[1].item() for x, y in val_batches)
+        trainer.raw_model.train()
+        return loss
+
+    clock = {name: 0.0 for name in runs}
+    reached: dict[str, tuple[int, float, float]] = {}
+    while any(name not in reached and t.step < t.config.max_steps for name, t in runs.items()):
+        for name, trainer in runs.items():
+            if name in reached or trainer.step >= trainer.config.max_steps or clock[name] > 60 * max_minutes:
+                continue
+            t0 = time.perf_counter()
+            for _ in range(min(check_every, trainer.config.max_steps - trainer.step)):
+                trainer.backward()
+                trainer.update()
+            clock[name] += time.perf_counter() - t0
+            loss = val_loss(trainer)
+            print(f"  {name:<40} step {trainer.step:>5}  {clock[name]:7.1f} s  val {loss:.4f}", flush=True)
+            if loss <= target:
+                reached[name] = (trainer.step, clock[name], loss)
+        if all(clock[n] > 60 * max_minutes or n in reached or runs[n].step >= runs[n].config.max_steps for n in runs):
+            break
+    print(f"\ntime to validation loss {target} (training time, evaluation off the clock):")
+    for name in runs:
+        if name in reached:
+            step, seconds, loss = reached[name]
+            print(f"  {name:<40} {seconds:7.1f} s at step {step} (val {loss:.4f})")
+        else:
+            print(f"  {name:<40} not reached in {clock[name]:.1f} s ({runs[name].step} steps)")
+    if len(reached) == 2:
+        (_, t_nano, _), (_, t_ours, _) = reached.values()
+        print(f"  ours takes {t_ours / t_nano:.2f} of nanoGPT's time ({t_nano / t_ours:.2f}x faster)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="char,10m", help=f"comma-separated, from {list(SIZES)}")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (the median is reported)")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per repetition")
+    parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated per repetition")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--nanogpt", help=f"folder with nanoGPT's model.py (default ${NANOGPT_ENV}); skipped if unset")
+    parser.add_argument("--time-to-quality", action="store_true", help="race the chapter-05 recipe against nanoGPT's")
+    parser.add_argument("--target", type=float, default=1.88, help="validation loss for --time-to-quality")
+    parser.add_argument("--recipe", type=Path, default=CHAPTER05_RECIPE_FILE, help="our run config to race")
+    parser.add_argument("--check-every", type=int, default=50, help="steps between evaluations in the race")
+    parser.add_argument("--max-minutes", type=float, default=10.0, help="give up on a run after this training time")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sizes.split(",") if s not in SIZES]
+    if unknown:
+        raise ValueError(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
+
+    torch.set_num_threads(args.threads)
+    nanogpt = load_nanogpt(args.nanogpt)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{args.threads} threads, {time.strftime('%Y-%m-%d %H:%M %Z')}")  # fmt: skip
+    if nanogpt is None:
+        print(f"nanoGPT skipped: pass --nanogpt DIR or set ${NANOGPT_ENV} to a folder with its model.py")
+    if args.time_to_quality:
+        time_to_quality(nanogpt, args.target, args.check_every, args.recipe, args.max_minutes)
+        return
+    peak = matmul_peak()
+    print(f"fp32 matmul peak measured here: {peak / 1e9:.0f} GFLOP/s")
+    rows = []
+    for name in args.sizes.split(","):
+        rows += bench_size(SIZES[name], builders(nanogpt), args.repeats, args.steps, args.new_tokens, peak)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

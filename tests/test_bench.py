@@ -1,0 +1,52 @@
+"""The benchmark compares like with like: the same architecture in every implementation, and sane figures.
+
+No timing is asserted (the machine decides those); the figures themselves go to benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.bench import SIZES, Size, bench_size, builders, load_nanogpt, main, print_table
+
+TINY = Size("tiny", n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=2)
+
+
+def test_every_implementation_builds_the_same_model():
+    nanogpt = load_nanogpt(None)  # $NANOGPT_DIR, when set, adds nanoGPT's model.py
+    for size in SIZES.values():
+        counts = {name: sum(p.numel() for p in build(size, size.block_size).parameters())
+                  for name, build in builders(nanogpt).items()}  # fmt: skip
+        assert len(set(counts.values())) == 1, counts
+    assert 10e6 < counts["ours"] < 11e6  # the "10m" size
+
+
+def test_ours_and_hf_compute_the_same_loss_on_copied_weights():
+    from course_lib.gpt import GPT
+
+    hf = builders(None)["hf"](TINY, TINY.block_size)
+    ours = GPT.from_hf(hf.hf)
+    x = torch.randint(TINY.vocab_size, (2, 8))
+    y = torch.roll(x, -1, dims=1)
+    torch.testing.assert_close(ours(x, y)[1], hf(x, y)[1])
+    assert torch.equal(ours.generate(x[:1, :1], 5, temperature=0), hf.generate_greedy(x[:1, :1], 5))
+
+
+def test_bench_size_reports_training_and_generation(capsys):
+    rows = bench_size(TINY, builders(None), repeats=1, steps=2, new_tokens=4, peak=1e9)
+    impls = {(r["what"], r["impl"]) for r in rows}
+    assert impls == {("train", "ours"), ("train", "hf"), ("generate", "ours (KV cache)"),
+                     ("generate", "ours (no cache)"), ("generate", "hf (generate, KV cache)")}  # fmt: skip
+    assert all(r["tokens_per_s"] > 0 for r in rows)
+    assert all(0 < r["mfu"] for r in rows if r["what"] == "train")
+    print_table(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(rows) and lines[1].rstrip().endswith("1.00x")
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown size\(s\) \['huge'\]"):
+        main(["--sizes", "huge"])
+    with pytest.raises(FileNotFoundError, match="has no model.py"):
+        load_nanogpt(str(tmp_path))
