@@ -95,7 +95,7 @@ def test_generation_slides_past_block_size_with_and_without_cache():
 def test_eos_stops_rows_and_generation():
     gpt = GPT(GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8)).eval()
     with torch.no_grad():
-        gpt.lm_head.weight.zero_()  # ties to wte: every logit is 0 except what the bias... there is none
+        gpt.lm_head.weight.zero_()  # every logit 0: uniform over 5 tokens, so eos (0) comes soon in every row
     prompt = torch.tensor([[1, 2], [3, 4]])
     g = torch.Generator().manual_seed(0)
     out = gpt.generate(prompt, 200, eos_id=0, generator=g)
