@@ -71,8 +71,9 @@ class BlockConfig:
 class RMSNorm(nn.Module):
     """x / rms(x) * weight: LayerNorm without the mean subtraction and bias, cheaper and as good (Llama).
 
-    The statistic is computed in at least float32 because squares of bf16 values overflow and
-    round badly; the result goes back to the input's dtype before the learned scale, as Llama does.
+    The statistic is computed in at least float32 because squares overflow float16 and a mean of
+    many bf16 squares rounds badly; the result goes back to the input's dtype before the learned
+    scale, as Llama does.
     """
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
