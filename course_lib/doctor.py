@@ -92,7 +92,7 @@ def check_torch(root: Path) -> list[Check]:
 def check_device() -> list[Check]:
     """The device ``course_lib.get_device`` picks, which honours ``COURSE_DEVICE``."""
     if torch_problem():
-        return [Check("device", "FAIL", "not checked: it needs PyTorch", "fix the torch problem above first")]
+        return [Check("device", "FAIL", "not checked: it needs PyTorch", "fix the torch problem first")]
     import torch
 
     from course_lib.device import DEVICE_ENV, get_device
