@@ -13,7 +13,7 @@ import heapq
 import json
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from pathlib import Path
 
@@ -34,10 +34,15 @@ def _read_json(path: str | Path, kind: str) -> dict:
     return payload
 
 
-def _check_ids(ids: list[int], vocab_size: int) -> None:
+def _as_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
+    """``ids`` as a list of ints in range; a 1-D tensor or array of integers works too."""
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()  # torch tensors and NumPy arrays
+    ids = list(ids)
     for i, token in enumerate(ids):
-        if not isinstance(token, int) or not 0 <= token < vocab_size:
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocab_size:
             raise ValueError(f"id {token!r} at position {i} is not a token id: ids run from 0 to {vocab_size - 1}")
+    return ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,8 +86,7 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: list[int]) -> str:
-        ids = list(ids)
-        _check_ids(ids, self.vocab_size)
+        ids = _as_ids(ids, self.vocab_size)
         return "".join(self.chars[i] for i in ids)
 
     def save(self, path: str | Path) -> None:
@@ -362,8 +366,7 @@ class BPETokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """The text of ``ids``; a cut through a multi-byte character shows as U+FFFD."""
-        ids = list(ids)
-        _check_ids(ids, self.vocab_size)
+        ids = _as_ids(ids, self.vocab_size)
         missing = [i for i in ids if i not in self.vocab]
         if missing:
             raise ValueError(f"ids {missing[:5]} have no token in this vocabulary")
@@ -536,8 +539,7 @@ class WordPieceTokenizer:
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         """Join pieces back into words. Lower-casing and accent stripping cannot be undone."""
-        ids = list(ids)
-        _check_ids(ids, self.vocab_size)
+        ids = _as_ids(ids, self.vocab_size)
         special = {self.pad_id, self.cls_id, self.sep_id, self.mask_id} if skip_special_tokens else set()
         tokens = [self.vocab[i] for i in ids if i not in special]
         return " ".join(tokens).replace(" ##", "")

@@ -4,8 +4,10 @@ import json
 import time
 import unicodedata
 
+import numpy as np
 import pytest
 import tiktoken
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +36,13 @@ def test_char_tokenizer_errors():
         tok.decode([0, 4])
     with pytest.raises(ValueError, match="non-empty string"):
         CharTokenizer.from_text("")
+
+
+def test_decode_takes_tensors_and_arrays():
+    tok = CharTokenizer.from_text("abc")
+    assert tok.decode(torch.tensor([2, 0, 1])) == tok.decode(np.array([2, 0, 1])) == "cab"
+    with pytest.raises(ValueError, match="id True at position 0"):
+        tok.decode([True])
 
 
 def test_char_tokenizer_save_load(tmp_path):
