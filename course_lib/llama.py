@@ -314,3 +314,31 @@ class ChatModel:
         if self.eos_id in reply:
             reply = reply[: reply.index(self.eos_id)]
         return self.tokenizer.decode(reply)
+
+
+# ----------------------------------------------------------------------------- looking inside
+
+
+@torch.no_grad()
+def logit_lens(model: Llama, idx: Tensor, last: int | None = None) -> Tensor:
+    """Next-token log-probabilities read off the residual stream after the embedding and after each block.
+
+    The "logit lens" (nostalgebraist, 2020) applies the model's own final norm and output layer to an
+    intermediate state, as if the remaining blocks were skipped. Returns (n_layer + 1, T, vocab_size)
+    for one sequence ``idx`` (1, T); the last entry is the model's real prediction. The output layer
+    dominates the cost (vocab_size x n_embd per position and layer), so ``last=n`` reads only the
+    last n positions.
+    """
+    if idx.dim() != 2 or idx.shape[0] != 1:
+        raise ValueError(f"logit_lens takes one sequence, shape (1, T), got {tuple(idx.shape)}; use idx[:1]")
+    if last is not None and not 1 <= last <= idx.shape[1]:
+        raise ValueError(f"last={last!r} must be between 1 and the sequence length {idx.shape[1]}, or None for all")
+    states = [model.wte(idx)]  # (1, T, C) before any block
+    hooks = [block.register_forward_hook(lambda _m, _inp, out: states.append(out)) for block in model.transformer.h]
+    try:
+        model(idx)
+    finally:
+        for h in hooks:
+            h.remove()
+    stacked = torch.cat(states)[:, -(last or idx.shape[1]) :]  # (n_layer + 1, T or last, C)
+    return torch.log_softmax(model.lm_head(model.transformer.ln_f(stacked)).float(), dim=-1)

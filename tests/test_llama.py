@@ -21,6 +21,7 @@ from course_lib.llama import (
     LlamaConfig,
     config_from_gguf,
     llama_from_gguf,
+    logit_lens,
     read_gguf,
     render_chat,
     tokenizer_from_gguf,
@@ -324,3 +325,22 @@ def test_chat_template_renders_like_hugging_face(smollm2, hf_smollm2_tokenizer, 
 def test_render_chat_rejects_malformed_messages(smollm2):
     with pytest.raises(ValueError, match="message 0 must be a dict"):
         render_chat(smollm2.metadata["tokenizer.chat_template"], [{"role": "user", "text": "Hi"}])
+
+
+def test_logit_lens_ends_at_the_models_prediction_and_starts_at_the_embedding():
+    ours, _ = tiny_pair(tie=True)
+    idx = torch.randint(0, TINY["vocab_size"], (1, 7), generator=torch.Generator().manual_seed(4))
+    lens = logit_lens(ours, idx)
+    assert lens.shape == (TINY["n_layer"] + 1, 7, TINY["vocab_size"])
+    with torch.no_grad():
+        final = torch.log_softmax(ours(idx)[0][0], dim=-1)
+        first = torch.log_softmax(ours.lm_head(ours.transformer.ln_f(ours.wte(idx)))[0], dim=-1)
+    torch.testing.assert_close(lens[-1], final)
+    torch.testing.assert_close(lens[0], first)
+    assert not torch.allclose(lens[1], lens[0])  # each block changes the reading
+    assert not ours.transformer.h[0]._forward_hooks  # the hooks are removed again
+    torch.testing.assert_close(logit_lens(ours, idx, last=2), lens[:, -2:])
+    with pytest.raises(ValueError, match="last=8 must be between 1 and the sequence length 7"):
+        logit_lens(ours, idx, last=8)
+    with pytest.raises(ValueError, match="one sequence"):
+        logit_lens(ours, idx.repeat(2, 1))
