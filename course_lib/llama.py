@@ -237,6 +237,35 @@ def llama_from_gguf(gguf: GGUFFile) -> Llama:
     return model.eval()
 
 
+def to_hf_state_dict(model: Llama) -> dict[str, Tensor]:
+    """The model's weights under Hugging Face ``LlamaForCausalLM``'s names, q/k/v split again.
+
+    Used to check this implementation against ``transformers`` on identical weights (tests, chapter 10).
+    """
+    c = model.config
+    hs = c.n_embd // c.n_head
+    sd = {
+        "model.embed_tokens.weight": model.wte.weight,
+        "model.norm.weight": model.transformer.ln_f.weight,
+        "lm_head.weight": model.lm_head.weight,
+    }
+    for i, block in enumerate(model.transformer.h):
+        p = f"model.layers.{i}."
+        q, k, v = block.attn.c_attn.weight.split([c.n_head * hs, c.n_kv_head * hs, c.n_kv_head * hs])
+        sd |= {
+            p + "self_attn.q_proj.weight": q,
+            p + "self_attn.k_proj.weight": k,
+            p + "self_attn.v_proj.weight": v,
+            p + "self_attn.o_proj.weight": block.attn.c_proj.weight,
+            p + "input_layernorm.weight": block.ln_1.weight,
+            p + "post_attention_layernorm.weight": block.ln_2.weight,
+            p + "mlp.gate_proj.weight": block.mlp.c_gate.weight,
+            p + "mlp.up_proj.weight": block.mlp.c_fc.weight,
+            p + "mlp.down_proj.weight": block.mlp.c_proj.weight,
+        }
+    return sd
+
+
 # ----------------------------------------------------------------------------- tokenizer and chat template
 
 # SmolLM2 splits every digit into its own piece before GPT-2's rule runs on the pieces between them.

@@ -24,6 +24,7 @@ from course_lib.llama import (
     logit_lens,
     read_gguf,
     render_chat,
+    to_hf_state_dict,
     tokenizer_from_gguf,
     unpermute_rotary,
 )
@@ -51,29 +52,6 @@ def hf_config(config: LlamaConfig):
         attention_bias=False,
         mlp_bias=False,
     )
-
-
-def to_hf_state_dict(model: Llama) -> dict[str, torch.Tensor]:
-    """Our parameter names -> Hugging Face Llama's, splitting the fused q/k/v projection."""
-    c = model.config
-    hs = c.n_embd // c.n_head
-    sd = {"model.embed_tokens.weight": model.wte.weight, "model.norm.weight": model.transformer.ln_f.weight}
-    sd["lm_head.weight"] = model.lm_head.weight
-    for i, block in enumerate(model.transformer.h):
-        p = f"model.layers.{i}."
-        q, k, v = block.attn.c_attn.weight.split([c.n_head * hs, c.n_kv_head * hs, c.n_kv_head * hs])
-        sd |= {
-            p + "self_attn.q_proj.weight": q,
-            p + "self_attn.k_proj.weight": k,
-            p + "self_attn.v_proj.weight": v,
-            p + "self_attn.o_proj.weight": block.attn.c_proj.weight,
-            p + "input_layernorm.weight": block.ln_1.weight,
-            p + "post_attention_layernorm.weight": block.ln_2.weight,
-            p + "mlp.gate_proj.weight": block.mlp.c_gate.weight,
-            p + "mlp.up_proj.weight": block.mlp.c_fc.weight,
-            p + "mlp.down_proj.weight": block.mlp.c_proj.weight,
-        }
-    return sd
 
 
 # Hugging Face computes RMSNorm and the rotary angles in float32 even for float64 inputs, so float32
