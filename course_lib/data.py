@@ -70,9 +70,16 @@ def manifest() -> dict[str, str]:
     return dict(_manifest_at(readme, readme.stat().st_mtime_ns))
 
 
-def rebuild_command(name: str) -> str:
-    """The command that rebuilds data file ``name`` (its top folder names the dataset's builder)."""
-    return f"python data/build.py {Path(name).parts[0]}"
+def rebuild_command(name: str) -> str | None:
+    """The command that rebuilds data file ``name``: its top folder names a ``build_*`` function in data/build.py.
+
+    ``None`` for a file that another script makes (a checkpoint, say), which data/README.md names.
+    """
+    dataset = Path(name).parts[0]
+    script = data_dir() / "build.py"
+    if script.is_file() and f"def build_{dataset}(" in script.read_text(encoding="utf-8"):
+        return f"python data/build.py {dataset}"
+    return None
 
 
 def sha256_of(path: Path) -> str:
@@ -93,7 +100,9 @@ def data_path(name: str) -> Path:
     if name not in expected:
         raise KeyError(f"{name!r} is not a course data file; known files: {', '.join(sorted(expected))}")
     path = data_dir() / name
-    fix = f"restore it with `git checkout -- data/{name}` or rebuild it with `{rebuild_command(name)}`"
+    command = rebuild_command(name)
+    how = f"`{command}`" if command else "the script data/README.md names for it"
+    fix = f"restore it with `git checkout -- data/{name}` or rebuild it with {how}"
     if not path.is_file():
         raise DataFileError(f"data file {path} is missing; {fix}")
     actual = sha256_of(path)

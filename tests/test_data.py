@@ -55,6 +55,11 @@ def test_missing_file_names_itself_and_the_rebuild_command(data_copy):
         data.load_shakespeare("full")
 
 
+def test_rebuild_command_names_a_builder_only_where_one_exists():
+    assert data.rebuild_command("brown/val.tsv") == "python data/build.py brown"
+    assert data.rebuild_command("checkpoints/tiny_gpt.safetensors") is None
+
+
 def test_bad_data_folder_and_bad_names(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="'huge'"):
         data.load_shakespeare("huge")
