@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from test_train import make_data, make_model
 
+from course_lib.checkpoint import checkpoint_info
 from course_lib.data import sample_lm_batch
 from course_lib.train import TrainConfig, Trainer, configure_optimizer, lr_at
 
@@ -78,3 +82,37 @@ def test_two_gloo_processes_match_one_process_on_the_concatenated_batch(tmp_path
         for r in range(WORLD):
             torch.testing.assert_close(ranks[r][f"weight.{name}"], p.detach(), rtol=0, atol=1e-6)
     assert ranks[0]["loss"].item() == pytest.approx(loss.item(), abs=1e-6)  # the logged loss is the whole step's
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_under_torchrun_and_resumes(tmp_path):
+    """`torchrun --nproc_per_node=2 -m course_lib.train --config FILE`: two ranks, one checkpoint holding both
+    ranks' generators, and a resumed run that continues from it."""
+    out = tmp_path / "out"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({
+        "model": {"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+        "train": {"max_steps": 4, "batch_size": 2, "block_size": 16, "eval_interval": 2, "eval_batches": 1,
+                  "warmup_steps": 1, "device": "cpu", "progress": False, "out_dir": str(out)},
+    }))  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    env = os.environ | {"COURSE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    first = subprocess.run([*torchrun, "-m", "course_lib.train", "--config", str(config)],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("done: 4 steps") == 1  # only rank 0 reports
+    info = checkpoint_info(out)
+    assert info["step"] == 4 and info["state"]["world_size"] == 2
+    states = load_file(out / info["trainer"])
+    assert not torch.equal(states["trainer.rank0.batch"], states["trainer.rank1.batch"])  # ranks draw differently
+
+    second = subprocess.run([*torchrun, "-m", "course_lib.train", "--config", str(config), "--set",
+                             "train.max_steps=6", "--resume", str(out)],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "done: 2 steps" in second.stdout and checkpoint_info(out)["step"] == 6
+
+    alone = subprocess.run([sys.executable, "-m", "course_lib.train", "--config", str(config), "--set",
+                            "train.max_steps=8", "--resume", str(out)],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert alone.returncode != 0 and "was written by 2 processes but this run has 1" in alone.stderr
