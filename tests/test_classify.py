@@ -1,0 +1,71 @@
+"""GPT sequence classification: equal to Hugging Face's GPT2ForSequenceClassification, padding-invariant."""
+
+import pytest
+import torch
+
+from course_lib.classify import GPTForSequenceClassification, last_token_index
+from course_lib.gpt import GPT, GPTConfig
+
+transformers = pytest.importorskip("transformers")
+
+
+def _pair(pad_id: int = 0):
+    """A tiny HF classifier and ours with copied weights (HF's score layer has no bias: ours is zeroed)."""
+    torch.manual_seed(0)
+    hf_cfg = transformers.GPT2Config(vocab_size=40, n_positions=16, n_embd=32, n_layer=2, n_head=4,
+                                     num_labels=3, pad_token_id=pad_id, resid_pdrop=0.0, embd_pdrop=0.0,
+                                     attn_pdrop=0.0)
+    hf = transformers.GPT2ForSequenceClassification(hf_cfg).eval()
+    lm = transformers.GPT2LMHeadModel(hf_cfg)
+    lm.transformer.load_state_dict(hf.transformer.state_dict())
+    ours = GPTForSequenceClassification(GPT.from_hf(lm), num_labels=3).eval()
+    with torch.no_grad():
+        ours.head.weight.copy_(hf.score.weight)
+        ours.head.bias.zero_()
+    return hf, ours
+
+
+def test_equal_to_hf_on_a_right_padded_batch():
+    hf, ours = _pair(pad_id=0)
+    ids = torch.tensor([[5, 6, 7, 8, 9], [11, 12, 13, 0, 0], [21, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        expected = hf(input_ids=ids).logits  # HF finds the last token that is not pad_token_id
+        logits, _ = ours(ids, mask)
+    assert torch.allclose(logits, expected, atol=1e-5)
+
+
+def test_padding_does_not_change_a_sentence():
+    _, ours = _pair()
+    sentence = torch.tensor([[3, 4, 5]])
+    padded = torch.tensor([[3, 4, 5, 1, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0]])
+    with torch.no_grad():
+        assert torch.allclose(ours(sentence)[0], ours(padded, mask)[0], atol=1e-6)
+
+
+def test_features_are_what_the_lm_head_reads():
+    _, ours = _pair()
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        lm_logits = ours.gpt(ids)[0][:, -1]  # (1, vocab)
+        assert torch.allclose(ours.gpt.lm_head(ours.features(ids)), lm_logits, atol=1e-5)
+
+
+def test_loss_is_cross_entropy():
+    _, ours = _pair()
+    ids, labels = torch.tensor([[3, 4], [5, 6]]), torch.tensor([0, 2])
+    logits, loss = ours(ids, labels=labels)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, labels))
+
+
+def test_bad_masks_and_labels():
+    _, ours = _pair()
+    with pytest.raises(ValueError, match="padding on the right"):
+        last_token_index(torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="all padding"):
+        last_token_index(torch.tensor([[0, 0]]))
+    with pytest.raises(ValueError, match="must match"):
+        ours(torch.tensor([[1, 2]]), torch.tensor([[1, 1, 0]]))
+    with pytest.raises(ValueError, match="num_labels"):
+        GPTForSequenceClassification(ours.gpt, num_labels=1)
