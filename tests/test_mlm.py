@@ -26,7 +26,11 @@ def test_rates_follow_the_80_10_10_rule():
 def test_equals_an_element_by_element_loop_with_the_same_draws():
     ids = torch.randint(0, 50, (3, 17), generator=torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(3)
-    u, v, r = torch.rand(ids.shape, generator=g), torch.rand(ids.shape, generator=g), torch.randint(50, ids.shape, generator=g)
+    u, v, r = (
+        torch.rand(ids.shape, generator=g),
+        torch.rand(ids.shape, generator=g),
+        torch.randint(50, ids.shape, generator=g),
+    )
     expect_x, expect_y = ids.clone(), torch.full_like(ids, IGNORE_INDEX)
     for i in range(ids.shape[0]):
         for j in range(ids.shape[1]):

@@ -1,0 +1,137 @@
+"""Checkers and concept questions for chapter 08, fine-tuning BERT for sentences and for tokens.
+
+References are computed here from the definitions, independent of ``course_lib.bert``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from course_lib.exercises import exercise, question
+
+
+@exercise("ch08.head_params")
+def _head_params(value: Any) -> tuple[bool, str]:
+    """Trained parameters of a 2-class linear head on MiniLM's 384-wide pooled vector, the encoder frozen."""
+    value = int(value)
+    if value == 384 * 2 + 2:
+        return True, "a 384 x 2 weight matrix and 2 biases: 770 parameters, against 22.7 million in the encoder"
+    if value == 384 * 2:
+        return False, "add the bias: one per class"
+    if value == 384 * 384 + 384 + 770:
+        return False, "the pooler belongs to the frozen encoder here; count only the new classifier"
+    return False, "the head maps 384 features to 2 classes: count its weights and its biases"
+
+
+@exercise("ch08.word_labels")
+def _word_labels(fn: Callable[[list[int | None], list[int]], list[int]]) -> tuple[bool, str]:
+    """``fn(word_ids, tags)``: each token's label is its word's tag at the word's first piece, else -100.
+
+    ``word_ids`` gives, for every token, the index of the word it came from, or None for [CLS]/[SEP].
+    """
+    word_ids = [None, 0, 1, 1, 1, 2, 3, 3, None]  # [CLS] the un ##believ ##able film , ... [SEP]
+    tags = [5, 2, 0, 10]
+    want = [-100, 5, 2, -100, -100, 0, 10, -100, -100]
+    got = fn(word_ids, tags)
+    if got is None:
+        return False, "your function returned None: replace the `...` in its body with your code"
+    got = [int(t) for t in got]
+    if got == want:
+        return True, "one label per word, on its first piece; the other pieces and the special tokens are ignored"
+    if len(got) != len(want):
+        return False, f"return one label per token: {len(want)} here, got {len(got)}"
+    if got == [-100, 5, 2, 2, 2, 0, 10, 10, -100]:
+        return False, "every piece got its word's tag: label only the first piece, so each word counts once"
+    if got[0] != -100 or got[-1] != -100:
+        return False, "[CLS] and [SEP] (word id None) get -100, which the loss skips"
+    return False, "give a token its word's tag when its word id differs from the previous token's, -100 otherwise"
+
+
+@exercise("ch08.accuracy")
+def _accuracy(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> tuple[bool, str]:
+    """``fn(logits, labels)``: the share of rows whose largest logit is at the label."""
+    logits = torch.tensor([[2.0, -1.0], [0.1, 0.3], [-0.5, -0.2], [1.0, 0.9], [0.0, 3.0]])
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    got = fn(logits, labels)
+    if got is None:
+        return False, "your function returned None: replace the `...` in its body with your code"
+    got = float(got)
+    if math.isclose(got, 0.6, abs_tol=1e-6):
+        return True, "3 of 5 rows are right: argmax over the classes, compare, average"
+    if math.isclose(got, 3.0, abs_tol=1e-6):
+        return False, "that is the number of correct rows; divide by the number of rows"
+    return False, "take logits.argmax(dim=-1), compare with labels, and average the matches as floats"
+
+
+question(
+    "ch08.q1",
+    "The same architecture reaches a higher test accuracy when it starts from pretrained weights than from random ones, with the same data and steps. Why?",
+    [
+        (
+            "Pretrained weights are larger numbers, so the gradients are larger",
+            False,
+            "BERT's initialisation and trained weights have similar scales; the difference is what they encode",
+        ),
+        (
+            "Pretraining on unlabelled text already taught it what words mean and how they combine; 8,000 labelled sentences only have to teach the task, not the language",
+            True,
+            "this is the whole point of pretraining: the labelled set is far too small to learn English from",
+        ),
+        (
+            "The pretrained model has more parameters",
+            False,
+            "both have exactly the same parameters; only the starting values differ",
+        ),
+        (
+            "Random initialisation cannot learn sentiment at all",
+            False,
+            "it learns some, like the bag-of-words baseline, from the words that carry sentiment",
+        ),
+    ],
+)
+
+question(
+    "ch08.q2",
+    "Why is fine-tuning done with a small learning rate (around 1e-5 to 1e-4) and few steps?",
+    [
+        ("Large learning rates are slower", False, "they are not slower; they move the weights further"),
+        (
+            "To keep the weights close to the pretrained ones: large updates on a small labelled set overwrite what pretraining learned and overfit",
+            True,
+            "so one to three epochs at a small rate is the usual recipe",
+        ),
+        (
+            "The classifier head would not train at a larger rate",
+            False,
+            "the new head trains fine at larger rates; the pretrained encoder is what needs care",
+        ),
+        ("Because fine-tuning uses fp16", False, "precision has nothing to do with it; our run is in float32"),
+    ],
+)
+
+question(
+    "ch08.q3",
+    "In part-of-speech tagging with WordPiece, why is only the first piece of each word labelled?",
+    [
+        ("Later pieces have no vector", False, "every piece gets a vector; we choose not to grade them"),
+        (
+            "So that each word counts once in the loss and the accuracy, whatever the number of pieces it was split into, and the tags stay per word as in the corpus",
+            True,
+            "labelling every piece would weigh long rare words more and require a rule to merge piece predictions",
+        ),
+        (
+            "The tokenizer drops later pieces",
+            False,
+            "nothing is dropped; the label -100 only excludes them from the loss",
+        ),
+        (
+            "It is required by the attention mask",
+            False,
+            "the attention mask marks padding; labels are a separate matter",
+        ),
+    ],
+)
