@@ -120,7 +120,7 @@ question(
 
 question(
     "ch10.q2",
-    "SmolLM2 says 'strawberry' has 10 r's. What is the most direct reason this is hard for it?",
+    "SmolLM2 miscounts the r's in 'strawberry'. What is the most direct reason this is hard for it?",
     [
         ("It has never seen the word strawberry", False, "It has; it even spells it correctly in its reply."),
         (
