@@ -6,15 +6,24 @@ summary. A new ``nn.Linear`` maps it to one score per class. Batches are padded 
 causal attention a real token never sees the padding after it, so no attention mask is needed: we only
 have to pick, in each row, the position of the last real token. This is what Hugging Face's
 ``GPT2ForSequenceClassification`` does too (without a bias in its head).
+
+``train_classifier`` fine-tunes any such classifier on padded batches with the optimizer and schedule of
+``course_lib.train``, and ``predict_classes`` runs it over a whole split.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.data import classification_batches
 from course_lib.gpt import GPT
+from course_lib.train import TrainConfig, configure_optimizer, lr_at
 from course_lib.transformer import check_token_ids
 
 
@@ -70,3 +79,85 @@ class GPTForSequenceClassification(nn.Module):
         logits = self.head(self.features(input_ids, attention_mask))  # (B, num_labels)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return logits, loss
+
+
+@dataclass
+class ClassifierHistory:
+    """What ``train_classifier`` measured: the training loss per step and validation accuracy at evaluations."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of training, evaluations excluded
+
+
+@torch.no_grad()
+def predict_classes(
+    model: nn.Module, sequences: Sequence[Sequence[int]], batch_size: int = 128, pad_id: int = 0
+) -> tuple[Tensor, Tensor]:
+    """(N,) predicted class and (N, K) class probabilities of every sequence, in the input order."""
+    was_training = model.training
+    model.eval()
+    probs = [None] * len(sequences)
+    for batch in classification_batches(sequences, [0] * len(sequences), batch_size, pad_id, shuffle=False):
+        logits, _ = model(batch.input_ids, batch.attention_mask)
+        for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1)):
+            probs[i] = p
+    model.train(was_training)
+    stacked = torch.stack(probs)  # (N, K)
+    return stacked.argmax(dim=1), stacked
+
+
+def train_classifier(
+    model: nn.Module,
+    sequences: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    config: TrainConfig,
+    val: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
+    pad_id: int = 0,
+) -> ClassifierHistory:
+    """Fine-tune ``model`` (``model(ids, mask, labels) -> (logits, loss)``) for ``config.max_steps`` steps.
+
+    Uses the pieces of the language-model loop (``course_lib.train``): AdamW on the parameters that require
+    gradients, decay on matrices only, warmup then cosine decay, gradient clipping. Batches of
+    ``config.batch_size`` come from ``classification_batches`` epoch after epoch, shuffled with
+    ``config.seed``, so two runs with the same seed see the same sentences in the same order. With ``val``,
+    accuracy on it is measured every ``config.eval_interval`` steps and at the end.
+    """
+    device = torch.device(config.device or "cpu")
+    model.to(device).train()
+    optimizer = configure_optimizer(model, config, device)
+    generator = torch.Generator().manual_seed(config.seed)
+    history, batches, step, start = ClassifierHistory(), iter(()), 0, time.perf_counter()
+
+    def evaluate() -> None:
+        nonlocal start
+        paused = time.perf_counter()
+        predicted, _ = predict_classes(model, val[0], pad_id=pad_id)
+        history.eval_steps.append(step)
+        history.val_accuracy.append((predicted == torch.as_tensor(val[1])).float().mean().item())
+        start += time.perf_counter() - paused  # evaluation time is not training time
+
+    while step < config.max_steps:
+        if val is not None and config.eval_interval and step % config.eval_interval == 0:
+            evaluate()
+        batch = next(batches, None)
+        if batch is None:  # a new epoch, in a new shuffled order
+            batches = classification_batches(sequences, labels, config.batch_size, pad_id, generator=generator)
+            batch = next(batches)
+        _, loss = model(batch.input_ids.to(device), batch.attention_mask.to(device), batch.labels.to(device))
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history.steps.append(step)
+        history.train_loss.append(loss.item())
+        step += 1
+    if val is not None and (not history.eval_steps or history.eval_steps[-1] != step):
+        evaluate()
+    history.seconds = time.perf_counter() - start
+    return history
