@@ -207,7 +207,12 @@ def check_notebook_imports(root: Path) -> list[Check]:
     checks = []
     for path in paths:
         rel = path.relative_to(root).as_posix()
-        modules = notebook_imports(path)
+        try:
+            modules = notebook_imports(path)
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a notebook's structure
+            fix = f"restore it with `git checkout -- {rel}` (or re-download it)"
+            checks.append(Check("imports", "FAIL", f"{rel} is not a readable notebook: {exc!r:.80}", fix))
+            continue
         missing = sorted(set(filter(None, map(module_problem, modules))))
         if not missing:
             checks.append(Check("imports", "ok", f"{rel} ({len(modules)} modules)"))

@@ -109,6 +109,14 @@ def test_missing_modules_are_reported_with_the_right_fix(tmp_path):
     assert "make lab" in third.fix
 
 
+def test_unreadable_notebook_is_a_failure_not_a_crash(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "broken.ipynb").write_text('{"cells": [')  # e.g. a merge gone wrong
+    (check,) = doctor.check_notebook_imports(tmp_path)
+    assert check.status == "FAIL" and "chapters/broken.ipynb is not a readable notebook" in check.detail
+    assert "git checkout -- chapters/broken.ipynb" in check.fix
+
+
 def test_no_notebooks_is_a_failure(tmp_path):
     (check,) = doctor.check_notebook_imports(tmp_path)
     assert check.status == "FAIL" and "no notebooks" in check.detail and "clone" in check.fix
