@@ -26,6 +26,7 @@ def run_doctor(cwd: Path, prelude: str = "", env: dict[str, str] | None = None) 
     )
 
 
+@pytest.mark.slow
 def test_fresh_clone_is_all_well(tmp_path):
     clone = copy_working_tree(tmp_path / "course")
     run = run_doctor(clone)
@@ -56,6 +57,7 @@ def test_torch_absent_is_reported_with_a_fix():
     assert "problem(s) found" in run.stdout and "All is well" not in run.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing", "changed"])
 def test_damaged_data_file_is_named(tmp_path, damage):
     from course_lib.data import manifest

@@ -52,6 +52,7 @@ def pages(site) -> dict[Path, Page]:
     return {path: Page(path) for path in site[0].rglob("*.html")}
 
 
+@pytest.mark.slow  # builds the whole site once for the module
 def test_every_notebook_has_a_page_linked_from_the_index(site, pages):
     out, notebooks = site
     index = pages[out / "index.html"]
@@ -65,6 +66,7 @@ def test_every_notebook_has_a_page_linked_from_the_index(site, pages):
     assert not orphans, f"pages the index does not link: {orphans}"
 
 
+@pytest.mark.slow  # builds the whole site once for the module
 def test_no_internal_link_or_image_is_broken(site, pages):
     out, notebooks = site
     checked = 0
@@ -83,6 +85,7 @@ def test_no_internal_link_or_image_is_broken(site, pages):
     assert checked >= 2 * len(notebooks), f"only {checked} internal links: is the navigation missing?"
 
 
+@pytest.mark.slow  # builds the whole site once for the module
 def test_stored_figures_are_embedded(site, pages):
     out, notebooks = site
     for notebook in notebooks:
