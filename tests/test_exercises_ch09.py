@@ -1,0 +1,50 @@
+"""Chapter 09's checkers accept right answers, agree with course_lib.scaling, and catch the typical mistakes."""
+
+import math
+
+from course_lib.exercises import answer, check
+from course_lib.scaling import fit_power_law
+
+
+def _alpha(n1, l1, n2, l2):
+    return -math.log(l2 / l1) / math.log(n2 / n1)
+
+
+def test_two_point_exponent():
+    assert check("ch09.two_point_exponent", _alpha).passed
+    assert check("ch09.two_point_exponent", lambda *p: fit_power_law(p[0::2], p[1::2]).alpha).passed
+    sign = check("ch09.two_point_exponent", lambda *p: -_alpha(*p))
+    assert not sign.passed and "sign" in sign.message
+    linear = check("ch09.two_point_exponent", lambda n1, l1, n2, l2: (l1 - l2) / (n2 - n1))
+    assert not linear.passed and "linear" in linear.message
+    assert "None" in check("ch09.two_point_exponent", lambda *p: None).message
+
+
+def test_chinchilla_compute():
+    assert check("ch09.chinchilla_compute", 5.88e23).passed
+    forward = check("ch09.chinchilla_compute", 2 * 70e9 * 1.4e12)
+    assert not forward.passed and "forward" in forward.message
+    assert not check("ch09.chinchilla_compute", 70e9 * 1.4e12).passed
+
+
+def test_tokens_for():
+    assert check("ch09.tokens_for", lambda n: 20 * n).passed
+    one = check("ch09.tokens_for", lambda n: n)
+    assert not one.passed and "20" in one.message
+    assert not check("ch09.tokens_for", lambda n: 200 * n).passed
+
+
+def test_exact_from_digits():
+    assert check("ch09.exact_from_digits", lambda p, k: p**k).passed
+    added = check("ch09.exact_from_digits", lambda p, k: p * k)
+    assert not added.passed and "multiply" in added.message
+    assert not check("ch09.exact_from_digits", lambda p, k: p).passed
+
+
+def test_not_yet_and_questions():
+    assert "replace the `...`" in check("ch09.exact_from_digits", ...).message
+    assert answer("ch09.q1", "b").startswith("right")
+    assert answer("ch09.q1", "a").startswith("not quite")
+    assert answer("ch09.q2", "b").startswith("right")
+    assert answer("ch09.q3", "b").startswith("right") and "10 ** -0.076" not in answer("ch09.q3", "a")
+    assert math.isclose(10**-0.076, 0.839, abs_tol=1e-3)  # the number q3's right answer quotes
