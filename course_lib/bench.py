@@ -341,10 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     peak = matmul_peak()
     print(f"fp32 matmul peak measured here: {peak / 1e9:.0f} GFLOP per CPU-second (MFU below is in CPU time too)")
-    rows = []
-    for name in args.sizes.split(","):
-        rows += bench_size(SIZES[name], builders(nanogpt), args.repeats, args.steps, args.new_tokens, peak)
-    print_table(rows)
+    for name in args.sizes.split(","):  # one table per size, printed as soon as it is measured
+        print_table(bench_size(SIZES[name], builders(nanogpt), args.repeats, args.steps, args.new_tokens, peak))
 
 
 if __name__ == "__main__":
