@@ -54,7 +54,7 @@ class BagOfWordsClassifier:
         contrast = self.weight[:, label] - self.weight.mean(dim=1)  # (V,)
         words_of = {i: w for w, i in self.vocab.items()}
         values, rows = contrast.topk(k)
-        return [(words_of[r], round(v, 4)) for r, v in zip(rows.tolist(), values.tolist())]
+        return [(words_of[r], round(v, 4)) for r, v in zip(rows.tolist(), values.tolist(), strict=True)]
 
 
 def train_bag_of_words(

@@ -102,7 +102,7 @@ def predict_classes(
     probs = [None] * len(sequences)
     for batch in classification_batches(sequences, [0] * len(sequences), batch_size, pad_id, shuffle=False):
         logits, _ = model(batch.input_ids, batch.attention_mask)
-        for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1)):
+        for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1), strict=True):
             probs[i] = p
     model.train(was_training)
     stacked = torch.stack(probs)  # (N, K)

@@ -34,7 +34,7 @@ from course_lib.checkpoint import save_checkpoint
 from course_lib.data import load_brown, load_sentiment, load_shakespeare, sha256_of
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.tokenizers import BPETokenizer
-from course_lib.train import Trainer, TrainConfig
+from course_lib.train import TrainConfig, Trainer
 
 EOT = "<|endoftext|>"  # separates documents; chapter 06 also pads classification batches with it
 
