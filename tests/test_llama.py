@@ -47,7 +47,7 @@ def hf_config(config: LlamaConfig):
         num_key_value_heads=config.n_kv_head,
         max_position_embeddings=config.block_size,
         rms_norm_eps=config.norm_eps,
-        rope_parameters={"rope_type": "default", "rope_theta": config.rope_base},
+        rope_theta=config.rope_base,
         tie_word_embeddings=config.tie_embeddings,
         attention_bias=False,
         mlp_bias=False,
