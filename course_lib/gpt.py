@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.attention import KVCache
-from course_lib.generate import generate
-from course_lib.transformer import BlockConfig, Transformer, check_token_ids
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer
 
 HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
@@ -62,7 +59,7 @@ class GPTConfig:
         )
 
 
-class GPT(nn.Module):
+class GPT(DecoderLM):
     """GPT-2: embeddings, ``n_layer`` pre-LN blocks with causal attention, a final LayerNorm and a tied head."""
 
     def __init__(self, config: GPTConfig) -> None:
@@ -88,44 +85,9 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    @property
-    def block_size(self) -> int:
-        return self.config.block_size
-
-    def forward(
-        self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Logits (B, T, vocab_size) for the token after each position, and the mean cross-entropy against
-        ``targets`` (B, T) if given (positions with target -100 are ignored), else None.
-
-        With a ``cache``, ``idx`` holds only new tokens; they take positions after the cached ones.
-        """
-        offset = len(cache) if cache is not None else 0
-        check_token_ids(idx, self.config.vocab_size, self.config.block_size, offset)
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets has shape {tuple(targets.shape)}, idx has {tuple(idx.shape)}; they must match")
+    def embed(self, idx: Tensor, offset: int) -> Tensor:
         pos = torch.arange(offset, offset + idx.shape[1], device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
-        x = self.transformer(x, is_causal=True, cache=cache)  # (B, T, C)
-        logits = self.lm_head(x)  # (B, T, vocab_size)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        return logits, loss
-
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        eos_id: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Continue ``idx`` (B, T); see ``course_lib.generate.generate`` (temperature 0 is greedy)."""
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+        return self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position embeddings, which cost no FLOPs.

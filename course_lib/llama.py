@@ -15,13 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.attention import KVCache
-from course_lib.generate import generate
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
-from course_lib.transformer import BlockConfig, Transformer, check_token_ids
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer
 
 # ----------------------------------------------------------------------------- reading GGUF files
 
@@ -121,7 +118,7 @@ class LlamaConfig:
         )
 
 
-class Llama(nn.Module):
+class Llama(DecoderLM):
     """Token embedding, the shared transformer core with Llama's switches, and an output layer.
 
     Unlike GPT-2 there is no position embedding: rotary embeddings inside attention carry the
@@ -137,44 +134,12 @@ class Llama(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
 
-    @property
-    def block_size(self) -> int:
-        return self.config.block_size
-
     def num_params(self) -> int:
         """Parameters counted once each (a tied output layer shares the embedding's)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(
-        self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Logits (B, T, vocab_size) for the token after each position, and the mean cross-entropy
-        against ``targets`` (B, T) if given, else None. With a cache, ``idx`` holds only new tokens."""
-        offset = len(cache) if cache is not None else 0
-        check_token_ids(idx, self.config.vocab_size, self.config.block_size, offset)
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets has shape {tuple(targets.shape)}, idx has {tuple(idx.shape)}; they must match")
-        x = self.wte(idx)  # (B, T, C): no position embedding, RoPE rotates q and k inside attention
-        x = self.transformer(x, is_causal=True, cache=cache)  # (B, T, C), final RMSNorm applied
-        logits = self.lm_head(x)  # (B, T, vocab_size)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        return logits, loss
-
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        eos_id: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Continue ``idx`` (B, T) with the course's one generation loop, ``course_lib.generate.generate``."""
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+    def embed(self, idx: Tensor, offset: int) -> Tensor:
+        return self.wte(idx)  # (B, T, C): no position embedding, RoPE rotates q and k inside attention
 
 
 # ----------------------------------------------------------------------------- GGUF -> Llama

@@ -26,6 +26,7 @@ Parameter names follow GPT-2 (``ln_1``, ``attn.c_attn``, ``attn.c_proj``, ``ln_2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.attention import KVCache, MultiHeadAttention
+from course_lib.generate import generate
 
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "gelu_tanh", "swiglu")
@@ -213,3 +215,58 @@ def check_attention_mask(attention_mask: Tensor | None, shape: tuple[int, int]) 
             f"attention_mask has shape {tuple(attention_mask.shape)} but the input ids have shape {tuple(shape)}; "
             f"pass one entry per token, 1 for a real token and 0 for padding"
         )
+
+
+class DecoderLM(nn.Module):
+    """What every decoder-only model of the course shares: the forward pass around the core, the
+    next-token loss, and generation (one loop, ``course_lib.generate``).
+
+    A model family only says how tokens become vectors, in ``embed(idx, offset)``: GPT adds learned
+    position embeddings there, the Llama-style model adds none (rotary embeddings rotate q and k inside
+    attention). It sets ``config`` (with ``vocab_size`` and ``block_size``), ``transformer`` and ``lm_head``.
+    """
+
+    config: Any
+    transformer: Transformer
+    lm_head: nn.Linear
+
+    def embed(self, idx: Tensor, offset: int) -> Tensor:
+        """Token ids (B, T) at positions ``offset`` onwards -> input vectors (B, T, C)."""
+        raise NotImplementedError
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits (B, T, vocab_size) for the token after each position, and the mean cross-entropy against
+        ``targets`` (B, T) if given (positions with target -100 are ignored), else None.
+
+        With a ``cache``, ``idx`` holds only new tokens; they take positions after the cached ones.
+        """
+        offset = len(cache) if cache is not None else 0
+        check_token_ids(idx, self.config.vocab_size, self.config.block_size, offset)
+        if targets is not None and targets.shape != idx.shape:
+            raise ValueError(f"targets has shape {tuple(targets.shape)}, idx has {tuple(idx.shape)}; they must match")
+        x = self.transformer(self.embed(idx, offset), is_causal=True, cache=cache)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, vocab_size)
+        loss = None
+        if targets is not None:  # in float32 even under autocast: a bf16 log-softmax over 50k tokens is too coarse
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        eos_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue ``idx`` (B, T); see ``course_lib.generate.generate`` (temperature 0 is greedy)."""
+        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
