@@ -52,11 +52,12 @@ def badge_line(slug: str, rel: str) -> str:
 def colab_cell(url: str) -> str:
     return f'''{COLAB_MARK}
 import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.isdir("/content/course"):
-    subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"], check=True)
-    sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes otherwise
-    os.chdir("/content/course/chapters")'''
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"], check=True)
+        sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes otherwise
+    os.chdir("/content/course/chapters")  # also after a runtime restart, so relative paths work'''
 
 
 def source(cell: dict) -> str:
@@ -69,7 +70,9 @@ def set_source(cell: dict, text: str) -> None:
 
 
 def notebooks() -> list[Path]:
-    return sorted(p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    """Every notebook, ``start_here.ipynb`` first (the README's table lists them in this order)."""
+    found = [p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
+    return sorted(found, key=lambda p: (p.name != "start_here.ipynb", p))
 
 
 def title(nb: dict) -> str:

@@ -111,12 +111,18 @@ print(course_lib.setup_notebook("{__import__("course_lib").__version__}"))
     assert device == "cpu"
     assert (course / ".git").is_dir() and (course / "chapters" / "start_here.ipynb").is_file()
 
-    # After "Restart runtime" the clone is there, so the cell skips; the install must carry the day.
+    # After "Restart runtime" the clone is there, so the cell skips the install (which must carry the day)
+    # but still moves into chapters/, so that relative paths in the notebook keep working.
     restarted = run_python(
-        python, f"{FAKE_COLAB}\n{cell}\nimport course_lib\nprint(course_lib.__file__)", cwd=content, env=env
+        python,
+        f"{FAKE_COLAB}\n{cell}\nimport os, course_lib\nprint(os.getcwd())\nprint(course_lib.__file__)",
+        cwd=content,
+        env=env,
     )
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    assert Path(restarted.stdout.split()[-1]) == course / "course_lib" / "__init__.py"
+    cwd, package = restarted.stdout.splitlines()[-2:]
+    assert Path(cwd) == course / "chapters"
+    assert Path(package) == course / "course_lib" / "__init__.py"
 
 
 def test_outside_colab_the_cell_does_nothing_and_prints_nothing(tmp_path):
