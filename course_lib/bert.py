@@ -295,6 +295,15 @@ class BertForMaskedLM(_BertBase):
         return logits, loss
 
 
+def _classifier_head(config: BertConfig) -> tuple[nn.Dropout, nn.Linear]:
+    """Dropout, then a linear layer to ``num_labels``: the head both classifiers put on the encoder.
+
+    ``classifier_dropout`` falls back to the encoder's dropout, as in Hugging Face's config.
+    """
+    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return nn.Dropout(p), nn.Linear(config.hidden_size, config.num_labels)
+
+
 class BertForSequenceClassification(_BertBase):
     """A linear classifier on the pooled [CLS] vector: sentiment, entailment, or a score (``num_labels=1``)."""
 
@@ -303,9 +312,7 @@ class BertForSequenceClassification(_BertBase):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.bert = BertModel(config)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.dropout, self.classifier = _classifier_head(config)
         self.apply(self._init_weights)
 
     def forward(
@@ -339,9 +346,7 @@ class BertForTokenClassification(_BertBase):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.dropout, self.classifier = _classifier_head(config)
         self.apply(self._init_weights)
 
     def forward(
