@@ -289,6 +289,27 @@ def sample_lm_batch(
     offsets = torch.arange(block_size + 1)  # (T+1,)
     windows = tokens[starts[:, None] + offsets].long()  # (B, T+1)
     x, y = windows[:, :-1], windows[:, 1:]  # (B, T) each
+    return _to_device(x, y, device)
+
+
+def sample_example_batch(
+    examples: tuple[torch.Tensor, torch.Tensor],
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random rows of fixed-length examples ``(inputs, targets)``, both ``(N, T)``.
+
+    The supervised counterpart of ``sample_lm_batch``: each row is one whole example (a prompt and its
+    answer, say), aligned at position 0, and targets of -100 mark positions the loss ignores (the prompt),
+    so every gradient comes from what the model is asked to produce.
+    """
+    inputs, targets = examples
+    rows = torch.randint(len(inputs), (batch_size,), generator=generator)  # (B,)
+    return _to_device(inputs[rows], targets[rows], device)
+
+
+def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
     if device is not None and torch.device(device).type != "cpu":
         # pinned memory lets the copy to the GPU overlap with the computation already queued there
         x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)

@@ -84,6 +84,22 @@ def addition_stream(problems: list[tuple[str, str]], tokenizer: CharTokenizer) -
     return torch.tensor(tokenizer.encode("".join(p + a + "\n" for p, a in problems)), dtype=torch.long)
 
 
+def addition_examples(problems: list[tuple[str, str]], tokenizer: CharTokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """One problem per row as ``(inputs, targets)``, both ``(N, L - 1)``, for ``course_lib.train``.
+
+    Targets are the next characters, with the prompt's positions set to -100 so the loss ignores them: the
+    operands are random and cannot be predicted, and training on them would only add noise to the gradient.
+    Every step then teaches the answer digits alone, which makes the task learnable in a few hundred steps.
+    """
+    if not problems:
+        raise ValueError("problems is empty; build some with addition_problems(n, n_digits, generator)")
+    n_prompt = len(problems[0][0])
+    ids = torch.tensor([tokenizer.encode(p + a) for p, a in problems])  # (N, L), one layout for all
+    targets = ids[:, 1:].clone()
+    targets[:, : n_prompt - 1] = -100  # position t predicts token t + 1; the first answer digit is token n_prompt
+    return ids[:, :-1], targets
+
+
 @dataclass(frozen=True)
 class AdditionScores:
     """One model's results on a set of problems, under a sharp and two smooth metrics."""

@@ -32,10 +32,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from course_lib.checkpoint import load_checkpoint, save_checkpoint, unwrap
-from course_lib.data import sample_lm_batch
+from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.device import can_compile, get_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# split name -> a 1-D token stream, or fixed-length (inputs, targets) examples; see train()
+SplitData = Mapping[str, "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 
 
 @dataclass
@@ -176,7 +178,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        data: Mapping[str, torch.Tensor],
+        data: SplitData,
         config: TrainConfig,
         resume: str | os.PathLike | None = None,
     ) -> None:
@@ -208,10 +210,10 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------------------------
     def batch(self, split: str, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A (B, T) batch of inputs and targets from ``split``, on the training device."""
-        cfg = self.config
-        return sample_lm_batch(
-            self.data[split], cfg.batch_size, cfg.block_size, generator or self.generator, self.device
-        )
+        cfg, data = self.config, self.data[split]
+        if isinstance(data, tuple):  # fixed-length (inputs, targets) examples
+            return sample_example_batch(data, cfg.batch_size, generator or self.generator, self.device)
+        return sample_lm_batch(data, cfg.batch_size, cfg.block_size, generator or self.generator, self.device)
 
     def backward(self) -> float:
         """Forward and backward over ``grad_accum_steps`` micro-batches; returns the step's mean loss.
@@ -373,13 +375,15 @@ class Trainer:
 
 def train(
     model: nn.Module,
-    data: Mapping[str, torch.Tensor],
+    data: SplitData,
     config: TrainConfig,
     *,
     resume: str | os.PathLike | None = None,
     callback: Callable[[History], None] | None = None,
 ) -> History:
-    """Train ``model`` on ``data`` (split name -> 1-D token tensor, with "train" and, to evaluate, "val").
+    """Train ``model`` on ``data``: split name ("train" and, to evaluate, "val") -> a 1-D token tensor to cut
+    random windows from, or a pair ``(inputs, targets)`` of ``(N, block_size)`` tensors of whole examples
+    (targets of -100 are ignored by the loss: a prompt the model reads but is not trained to write).
 
     ``model(x, y)`` must return ``(logits, loss)``. ``resume`` continues from a checkpoint directory exactly
     where it stopped. Under ``torchrun`` every process calls this same function; the model is wrapped in
@@ -389,7 +393,7 @@ def train(
 
 
 # -- checks and choices, all made before any work starts ---------------------------------------------------------
-def _check_data(data: Mapping[str, torch.Tensor], model: nn.Module, config: TrainConfig) -> dict[str, torch.Tensor]:
+def _check_data(data: SplitData, model: nn.Module, config: TrainConfig) -> dict[str, Any]:
     model_block = getattr(getattr(unwrap(model), "config", None), "block_size", None)
     if model_block is not None and config.block_size > model_block:
         raise ValueError(
@@ -406,6 +410,9 @@ def _check_data(data: Mapping[str, torch.Tensor], model: nn.Module, config: Trai
     checked = {}
     for split in needed:
         tokens = data[split]
+        if isinstance(tokens, (tuple, list)):
+            checked[split] = _check_examples(split, tokens, config)
+            continue
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
             raise TypeError(f"data[{split!r}] must be a 1-D integer torch.Tensor of token ids, got {_describe(tokens)}")
         windows = len(tokens) - config.block_size
@@ -421,6 +428,27 @@ def _check_data(data: Mapping[str, torch.Tensor], model: nn.Module, config: Trai
             )
         checked[split] = tokens.long().cpu()
     return checked
+
+
+def _check_examples(split: str, examples: tuple | list, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) and not t.is_floating_point() else None for t in examples]
+    if len(examples) != 2 or None in shapes or len(shapes[0]) != 2 or shapes[0] != shapes[1]:
+        raise TypeError(
+            f"data[{split!r}] as examples must be a pair (inputs, targets) of integer tensors of the same shape "
+            f"(N, T), got {', '.join(_describe(t) for t in examples)} of shapes {shapes}"
+        )
+    n, t = shapes[0]
+    if t != config.block_size:
+        raise ValueError(
+            f"data[{split!r}] examples are {t} tokens long but TrainConfig.block_size={config.block_size}; "
+            f"set block_size={t} so that throughput and the model-size check count the right length"
+        )
+    if config.batch_size > n:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {n} examples in data[{split!r}]; "
+            "lower batch_size or use more examples"
+        )
+    return examples[0].long().cpu(), examples[1].long().cpu()
 
 
 def _describe(x: object) -> str:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_lib.scaling import (
+    addition_examples,
     addition_problems,
     addition_stream,
     addition_tokenizer,
@@ -72,6 +73,17 @@ def test_stream_round_trips():
     tok = addition_tokenizer()
     problems = [("071+893=", "4690"), ("000+001=", "1000")]
     assert tok.decode(addition_stream(problems, tok).tolist()) == "071+893=4690\n000+001=1000\n"
+
+
+def test_examples_mask_the_prompt():
+    tok = addition_tokenizer()
+    x, y = addition_examples([("071+893=", "4690"), ("000+001=", "1000")], tok)
+    assert x.shape == y.shape == (2, 11)
+    assert tok.decode(x[0].tolist()) == "071+893=469"
+    assert (y[:, :7] == -100).all()  # positions 0..6 would predict prompt characters
+    assert tok.decode(y[0, 7:].tolist()) == "4690" and tok.decode(y[1, 7:].tolist()) == "1000"
+    with pytest.raises(ValueError, match="problems is empty"):
+        addition_examples([], tok)
 
 
 class _Oracle(torch.nn.Module):

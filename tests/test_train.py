@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_lib.checkpoint import checkpoint_info
-from course_lib.data import sample_lm_batch
+from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.gpt import GPTConfig
 from course_lib.plots import LiveLossPlot
 from course_lib.train import (
@@ -187,6 +187,49 @@ def test_bad_input_is_refused_before_any_work(overrides, data_change, message):
         data["val"] = data["val"][:5]
     elif data_change == "float":
         data["train"] = data["train"].float()
+    with pytest.raises((ValueError, TypeError), match=message):
+        Trainer(make_model(), data, quick(**overrides))
+
+
+def example_data(n: int = 64, block: int = 16) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed-length examples: copy the first half of each row, with the loss only on the second half."""
+    g = torch.Generator().manual_seed(3)
+    half = torch.randint(13, (n, block // 2), generator=g)
+    rows = torch.cat([half, half, half[:, :1]], 1)  # (n, block + 1)
+    targets = rows[:, 1:].clone()
+    targets[:, : block // 2 - 1] = -100  # the first half is random: nothing to learn there
+    return {"train": (rows[:, :-1], targets), "val": (rows[:, :-1], targets)}
+
+
+def test_examples_train_on_whole_rows_with_ignored_targets():
+    data = example_data()
+    cfg = quick(max_steps=2, eval_interval=0, batch_size=5, block_size=16)
+    trainer = Trainer(make_model(dropout=0.0), data, cfg)
+    x, y = trainer.batch("train")
+    replay = sample_example_batch(data["train"], 5, torch.Generator().manual_seed(cfg.seed))
+    assert torch.equal(x, replay[0]) and torch.equal(y, replay[1])
+    rows = [i for i in range(64) if torch.equal(data["train"][0][i], x[0])]
+    assert rows and torch.equal(data["train"][1][rows[0]], y[0])  # a row's targets travel with its inputs
+    assert (y[:, :7] == -100).all() and (y[:, 7:] >= 0).all()
+
+    history = train(make_model(dropout=0.0), data, quick(max_steps=60, eval_interval=30, batch_size=8, block_size=16))
+    assert history.val_loss[-1] < history.val_loss[0] - 0.3  # learns to copy, judged on the answer half only
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "message"),
+    [
+        ("one", dict(block_size=16), "a pair \\(inputs, targets\\)"),
+        ("shapes", dict(block_size=16), "of the same shape"),
+        ("float", dict(block_size=16), "integer tensors"),
+        (None, dict(block_size=8), "examples are 16 tokens long but TrainConfig.block_size=8"),
+        (None, dict(block_size=16, batch_size=65), "batch_size=65 is larger than the 64 examples"),
+    ],
+)
+def test_bad_examples_are_refused(change, overrides, message):
+    data = example_data()
+    x, y = data["train"]
+    data["train"] = {"one": (x,), "shapes": (x, y[:, :-1]), "float": (x.float(), y)}.get(change, (x, y))
     with pytest.raises((ValueError, TypeError), match=message):
         Trainer(make_model(), data, quick(**overrides))
 
