@@ -309,7 +309,9 @@ def sample_example_batch(
     return _to_device(inputs[rows], targets[rows], device)
 
 
-def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(
+    x: torch.Tensor, y: torch.Tensor, device: torch.device | str | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     if device is not None and torch.device(device).type != "cpu":
         # pinned memory lets the copy to the GPU overlap with the computation already queued there
         x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
