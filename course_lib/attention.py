@@ -78,28 +78,55 @@ class KVCache:
 
     Without it, each new token re-computes attention inputs for the whole prefix: quadratic work for
     a sequence that only grew by one. Position-dependent models read ``len(cache)`` as the offset.
+    Each layer writes into a buffer with room to spare that doubles when full, so appending one token
+    copies one token; ``torch.cat`` would copy the whole cache at every step.
     """
 
     def __init__(self) -> None:
-        self.keys: list[Tensor] = []
-        self.values: list[Tensor] = []
+        self._k: list[Tensor] = []  # per layer: (B, n_kv_head, capacity, hs), filled up to _n[layer]
+        self._v: list[Tensor] = []
+        self._n: list[int] = []
+
+    @property
+    def keys(self) -> list[Tensor]:
+        """Per layer, the cached keys (B, n_kv_head, T, hs)."""
+        return [k[..., :n, :] for k, n in zip(self._k, self._n, strict=True)]
+
+    @property
+    def values(self) -> list[Tensor]:
+        """Per layer, the cached values (B, n_kv_head, T, hs)."""
+        return [v[..., :n, :] for v, n in zip(self._v, self._n, strict=True)]
 
     def __len__(self) -> int:
         """How many positions are cached (in layer 0, which every forward pass updates first)."""
-        return self.keys[0].shape[-2] if self.keys else 0
+        return self._n[0] if self._n else 0
 
     def length(self, layer: int) -> int:
-        return self.keys[layer].shape[-2] if layer < len(self.keys) else 0
+        return self._n[layer] if layer < len(self._n) else 0
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's k, v (B, n_kv_head, T, hs) to ``layer`` and return everything cached there."""
-        if layer == len(self.keys):
-            self.keys.append(k)
-            self.values.append(v)
-        else:
-            self.keys[layer] = torch.cat((self.keys[layer], k), dim=-2)
-            self.values[layer] = torch.cat((self.values[layer], v), dim=-2)
-        return self.keys[layer], self.values[layer]
+        t = k.shape[-2]
+        if layer == len(self._k):
+            self._k.append(self._grown(k, None, 0, 2 * t))
+            self._v.append(self._grown(v, None, 0, 2 * t))
+            self._n.append(0)
+        n = self._n[layer]
+        if n + t > self._k[layer].shape[-2]:
+            self._k[layer] = self._grown(k, self._k[layer], n, 2 * (n + t))
+            self._v[layer] = self._grown(v, self._v[layer], n, 2 * (n + t))
+        self._k[layer][..., n : n + t, :] = k
+        self._v[layer][..., n : n + t, :] = v
+        self._n[layer] = n + t
+        return self._k[layer][..., : n + t, :], self._v[layer][..., : n + t, :]
+
+    @staticmethod
+    def _grown(like: Tensor, old: Tensor | None, filled: int, capacity: int) -> Tensor:
+        """A buffer of ``capacity`` positions shaped like ``like``, holding the first ``filled`` ones of ``old``."""
+        buffer = like.new_empty(*like.shape[:-2], max(capacity, 16), like.shape[-1])
+        if old is not None:
+            buffer[..., :filled, :] = old[..., :filled, :]
+        return buffer
 
 
 class MultiHeadAttention(nn.Module):
