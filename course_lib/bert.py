@@ -163,6 +163,10 @@ class _BertBase(nn.Module):
     """What every BERT class shares: weight initialisation and loading from Hugging Face."""
 
     hf_class = ""  # the transformers class this one mirrors
+    # Weights a checkpoint may lack: a task head that fine-tuning trains from scratch. A pretrained encoder
+    # has no classifier for our labels (and one pretrained without next-sentence prediction has no pooler),
+    # so these keep their fresh initialisation; any other missing weight is an error.
+    new_weights: tuple[str, ...] = ()
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -189,10 +193,12 @@ class _BertBase(nn.Module):
         state = {(prefix + k if k.split(".")[0] in BACKBONE else k): v for k, v in state.items()}
         if "decoder.weight" in model.state_dict() and "decoder.weight" not in state:  # stored once, tied
             state["decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
-        missing = [k for k in model.state_dict() if k not in state]
+        fresh = model.state_dict()
+        missing = [k for k in fresh if k not in state and not k.startswith(cls.new_weights)]
         if missing:
             raise ValueError(f"the checkpoint lacks weights {cls.__name__} needs: {', '.join(missing[:5])}")
-        model.load_state_dict({k: state[k] for k in model.state_dict()}, strict=True)
+        model.newly_initialized = tuple(k for k in fresh if k not in state)  # the new head, to be trained
+        model.load_state_dict({k: state.get(k, fresh[k]) for k in fresh}, strict=True)
         return model
 
     @classmethod
@@ -208,8 +214,14 @@ class _BertBase(nn.Module):
         return ours.to(next(model.parameters()))  # same device and dtype as the source
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> _BertBase:
-        """Load a Hugging Face checkpoint folder (``config.json`` + ``model.safetensors``) without ``transformers``."""
+    def from_pretrained(cls, folder: str | Path, **config_changes) -> _BertBase:
+        """Load a Hugging Face checkpoint folder (``config.json`` + ``model.safetensors``) without ``transformers``.
+
+        ``config_changes`` override fields of the stored config, e.g. ``num_labels=12`` for a new tagging
+        head. A head the checkpoint lacks (``new_weights``: the classifier, and the pooler under a
+        sequence classifier) is freshly initialised, as in Hugging Face; ``model.newly_initialized``
+        names those weights. Half-precision weights are cast to the model's float32.
+        """
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -218,7 +230,10 @@ class _BertBase(nn.Module):
                 raise FileNotFoundError(
                     f"{folder / name} not found; from_pretrained reads a Hugging Face checkpoint folder"
                 )
-        config = BertConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        unknown = sorted(set(config_changes) - {f.name for f in fields(BertConfig)})
+        if unknown:
+            raise TypeError(f"from_pretrained got {unknown}, which are not BertConfig fields")
+        config = BertConfig.from_dict({**json.loads((folder / "config.json").read_text()), **config_changes})
         return cls._load(config, load_file(folder / "model.safetensors"))
 
     def _check(self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None) -> None:
@@ -308,6 +323,7 @@ class BertForSequenceClassification(_BertBase):
     """A linear classifier on the pooled [CLS] vector: sentiment, entailment, or a score (``num_labels=1``)."""
 
     hf_class = "BertForSequenceClassification"
+    new_weights = ("classifier.", "bert.pooler.")
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
@@ -342,6 +358,7 @@ class BertForTokenClassification(_BertBase):
     """A linear classifier on every token's vector: part-of-speech tags, named entities."""
 
     hf_class = "BertForTokenClassification"
+    new_weights = ("classifier.",)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)

