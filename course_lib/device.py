@@ -45,3 +45,9 @@ def can_compile(device: torch.device | str | None = None) -> bool:
         return False
     kind = torch.device(device).type if device is not None else get_device().type
     return kind in ("cuda", "cpu")
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A device in words for a run's provenance, e.g. ``"cuda: NVIDIA H100 80GB HBM3"`` or ``"cpu"``."""
+    device = torch.device(device)
+    return f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type

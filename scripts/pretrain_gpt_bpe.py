@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import re
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 
 from course_lib.checkpoint import save_checkpoint
 from course_lib.data import load_brown, load_sentiment, load_shakespeare, sha256_of
+from course_lib.device import describe_device
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.tokenizers import BPETokenizer
 from course_lib.train import TrainConfig, Trainer
@@ -58,7 +60,10 @@ def brown_documents(split) -> list[str]:
 def corpus() -> tuple[str, str]:
     """(training text, validation text), documents separated by the end-of-text token."""
     brown, reviews, shakespeare = load_brown(), load_sentiment(), load_shakespeare("tiny")
-    train = [*brown_documents(brown.train), "\n".join(reviews.train.texts), shakespeare.train]
+    # The sentiment file is grouped by label; shuffled, no window holds a run of reviews of one polarity.
+    texts = list(reviews.train.texts)
+    random.Random(0).shuffle(texts)
+    train = [*brown_documents(brown.train), "\n".join(texts), shakespeare.train]
     val = [*brown_documents(brown.val), shakespeare.val]
     return EOT.join(train), EOT.join(val)
 
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: course_lib.get_device()")
+    parser.add_argument("--log-every", type=int, default=100, help="steps between printed losses")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between validation losses (0: at the end)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -97,19 +106,22 @@ def main(argv: list[str] | None = None) -> None:
                        n_head=args.n_head, n_embd=args.n_embd, dropout=0.0)
     model = GPT(config)
     tc = TrainConfig(max_steps=100_000, batch_size=args.batch_size, block_size=args.block_size,
-                     learning_rate=1e-3, min_lr=1e-4, warmup_steps=100, eval_batches=20, device="cpu",
-                     precision="fp32", progress=False, seed=0)
+                     learning_rate=args.learning_rate, min_lr=args.learning_rate / 10, warmup_steps=100,
+                     eval_batches=20, device=args.device,
+                     precision="fp32", compile=False, progress=False, seed=0)
     trainer = Trainer(model, data, tc)
     budget, start, timed = args.minutes * 60, time.time(), 30
     while trainer.step < tc.max_steps:
         loss = trainer.backward()
         trainer.update()
-        if trainer.step == timed:  # fix the schedule's length so that the cosine ends with the budget
-            per_step = (time.time() - start) / timed
+        if trainer.step in (timed, 100 * timed):  # size the cosine to end with the budget; again once warm (GPU)
+            per_step = (time.time() - start) / trainer.step
             tc.max_steps = max(timed + 1, int(budget / per_step))
             print(f"{per_step:.2f} s/step: the run will take {tc.max_steps} steps", flush=True)
-        if trainer.step % 100 == 0:
+        if trainer.step % args.log_every == 0:
             print(f"step {trainer.step}: loss {loss:.3f}, {time.time() - start:.0f} s", flush=True)
+        if args.eval_every and trainer.step % args.eval_every == 0:
+            print(f"step {trainer.step}: val loss {trainer.evaluate()['val']:.3f}", flush=True)
     seconds = time.time() - start
     losses = trainer.evaluate()
     print(f"final train loss {losses['train']:.3f}, val loss {losses['val']:.3f} after {seconds:.0f} s", flush=True)
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         "steps": trainer.step,
         "tokens_seen": trainer.step * tc.batch_size * tc.block_size,
         "seconds": round(seconds),
-        "threads": args.threads,
+        "device": describe_device(trainer.device),
         "final_train_loss": round(losses["train"], 4),
         "final_val_loss": round(losses["val"], 4),
         "torch": torch.__version__,

@@ -6,6 +6,7 @@ import torch
 
 import course_lib
 from course_lib import can_compile, check_version, get_device, seed_everything, setup_notebook
+from course_lib.device import describe_device
 
 
 def test_get_device_defaults_to_best_available():
@@ -24,6 +25,12 @@ def test_get_device_rejects_unknown_and_missing(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             get_device("cuda")
+
+
+def test_describe_device_names_the_gpu(monkeypatch):
+    assert describe_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert describe_device("cuda:0") == "cuda: NVIDIA H100 80GB HBM3"
 
 
 def test_can_compile_is_false_on_windows(monkeypatch):
