@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from course_lib.bert import BertConfig, BertForMaskedLM
 from course_lib.data import load_brown
-from course_lib.device import get_device
+from course_lib.device import describe_device, get_device
 from course_lib.mlm import mask_tokens, masked_accuracy, pack_windows
 from course_lib.tokenizers import WordPieceTokenizer
 from course_lib.train import TrainConfig, configure_optimizer, lr_at
@@ -54,7 +54,7 @@ def evaluate(model: BertForMaskedLM, windows: torch.Tensor, tok: WordPieceTokeni
     model.eval()
     g = torch.Generator().manual_seed(1234)
     special = (tok.pad_id, tok.cls_id, tok.sep_id)
-    loss_sum, correct, total, base = 0.0, 0, 0, 0
+    loss_sum, correct, total, base, at_mask, n_mask = 0.0, 0, 0, 0, 0, 0
     for batch in windows.split(64):
         x, y = (
             t.to(next(model.parameters()).device)
@@ -64,10 +64,14 @@ def evaluate(model: BertForMaskedLM, windows: torch.Tensor, tok: WordPieceTokeni
         c, n = masked_accuracy(logits, y)
         loss_sum, correct, total = loss_sum + loss.item() * n, correct + c, total + n
         base += (y == baseline_id).sum().item()
+        masked = (x == tok.mask_id) & (y != -100)  # the 80% of targets the model cannot copy from its input
+        at_mask += (logits.argmax(-1)[masked] == y[masked]).sum().item()
+        n_mask += masked.sum().item()
     model.train()
     return {
         "val_loss": loss_sum / total,
         "val_accuracy": correct / total,
+        "val_accuracy_at_mask": at_mask / n_mask,
         "baseline_accuracy": base / total,
         "val_targets": total,
     }
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab-size", type=int, default=4000)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--log-every", type=int, default=25, help="steps between printed training losses")
+    parser.add_argument("--eval-every", type=int, default=0, help="steps between held-out evaluations (0: at the end)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -106,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         max_steps=10**6,
         batch_size=args.batch_size,
         block_size=args.block_size,
-        learning_rate=2e-3,
-        min_lr=2e-4,
+        learning_rate=args.learning_rate,
+        min_lr=args.learning_rate / 10,
         warmup_steps=20,
         weight_decay=0.01,
         beta2=0.98,
@@ -128,11 +135,13 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         step += 1
-        if step == 20:  # size the cosine schedule so that it ends with the time budget
+        if step in (20, 2000):  # size the cosine to end with the budget; again once warm (a GPU's first steps are slow)
             tc = dataclasses.replace(tc, max_steps=max(21, int(step / (time.time() - start) * args.minutes * 60)))
             print(f"{tc.max_steps} steps fit in {args.minutes} minutes", flush=True)
-        if step % 25 == 0:
-            print(f"step {step}: loss {sum(losses[-25:]) / 25:.3f}, {time.time() - start:.0f} s", flush=True)
+        if step % args.log_every == 0:
+            print(f"step {step}: loss {sum(losses[-args.log_every:]) / args.log_every:.3f}, {time.time() - start:.0f} s", flush=True)
+        if args.eval_every and step % args.eval_every == 0:
+            print(f"step {step}: held-out {json.dumps(evaluate(model, val, tok, baseline_id))}", flush=True)
     seconds = time.time() - start
     result = evaluate(model, val, tok, baseline_id)
     print(json.dumps(result), flush=True)
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": tc.batch_size,
             "steps": step,
             "seconds": round(seconds),
+            "device": describe_device(device),
             "final_train_loss": round(sum(losses[-100:]) / min(100, len(losses)), 4),
             "most_frequent_token": tok.vocab[baseline_id],
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
