@@ -154,6 +154,23 @@ def figure_widget(draw: Callable[..., None], **controls: Any) -> Any:
     return widgets.VBox([*controls.values(), panel])
 
 
+def moving_average(values: Sequence[float] | torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of each value and the ``k - 1`` before it (fewer at the start), as float32.
+
+    One batch's loss is noisy; the trend is what a learning curve is read for. Prefix sums make it one
+    pass however long the run, and the first points average what exists instead of padding with zeros.
+    """
+    if k < 1:
+        raise ValueError(f"moving_average needs a window k >= 1, got {k}")
+    v = torch.as_tensor(values, dtype=torch.float64)
+    if v.ndim != 1:
+        raise ValueError(f"moving_average takes a 1-D sequence of values, got shape {tuple(v.shape)}")
+    sums = torch.cat([v.new_zeros(1), v.cumsum(0)])
+    end = torch.arange(1, len(v) + 1)
+    start = (end - k).clamp(min=0)
+    return ((sums[end] - sums[start]) / (end - start)).float()
+
+
 def loss_curves(history: Any, ax: Axes | None = None, title: str | None = None) -> Axes:
     """Draw a training run's losses: the noisy per-step training loss and the evaluations on both splits.
 

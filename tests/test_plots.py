@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib.plots import attention_heads_grid, attention_heatmap, figure_widget  # noqa: E402
+from course_lib.plots import attention_heads_grid, attention_heatmap, figure_widget, moving_average  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,19 @@ def test_figure_widget_redraws_with_every_controls_value_only_on_change():
     assert calls == [(2, 1.0), (2, 1.5)]
     with pytest.raises(ValueError, match="at least one control"):
         figure_widget(lambda: None)
+
+
+def test_moving_average_matches_the_definition():
+    values = torch.randn(60, generator=torch.Generator().manual_seed(0)).tolist()
+    for k in (1, 5, 25, 100):
+        windows = [values[max(0, i - k + 1) : i + 1] for i in range(60)]
+        by_hand = torch.tensor([sum(w) / len(w) for w in windows])
+        torch.testing.assert_close(moving_average(values, k), by_hand)
+    assert moving_average([], 3).shape == (0,)
+
+
+def test_moving_average_rejects_bad_input():
+    with pytest.raises(ValueError, match="window k >= 1"):
+        moving_average([1.0, 2.0], 0)
+    with pytest.raises(ValueError, match="1-D"):
+        moving_average(torch.zeros(2, 3), 2)
