@@ -56,7 +56,6 @@ def _check_args(idx: Tensor, max_new_tokens: int, temperature: float, top_k, top
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
 
-@torch.no_grad()
 def generate(
     model: nn.Module,
     idx: Tensor,
@@ -77,8 +76,28 @@ def generate(
     from the new window; cached and uncached generation thus pick the same tokens. After ``eos_id`` a
     row only repeats ``eos_id``; generation stops early when every row has finished. Call
     ``model.eval()`` first, or dropout stays on.
+
+    The loop runs under ``torch.inference_mode``, which skips the autograd bookkeeping that ``no_grad`` still
+    does for every small op; a batch-1 decoding step is mostly such ops. The result is cloned out of
+    inference mode, so it can feed a training step afterwards.
     """
     _check_args(idx, max_new_tokens, temperature, top_k, top_p)
+    with torch.inference_mode():
+        idx = _generate(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+    return idx.clone()
+
+
+def _generate(
+    model: nn.Module,
+    idx: Tensor,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    use_cache: bool,
+    eos_id: int | None,
+    generator: torch.Generator | None,
+) -> Tensor:
     block_size = model.block_size
     cache: KVCache | None = None
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)

@@ -199,7 +199,7 @@ def check_token_ids(idx: Tensor, vocab_size: int, max_positions: int, offset: in
             f"keep only the last {max_positions - offset} tokens, e.g. {name}[:, -{max_positions - offset}:]"
         )
     if not torch.compiler.is_compiling():
-        low, high = idx.min().item(), idx.max().item()
+        low, high = (bound.item() for bound in torch.aminmax(idx))
         if low < 0 or high >= vocab_size:
             bad = low if low < 0 else high
             raise ValueError(

@@ -8,7 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.bench import SIZES, Size, bench_size, builders, load_nanogpt, main, print_table
+from course_lib.bench import (
+    SIZES,
+    Size,
+    bench_size,
+    builders,
+    first_reaching,
+    load_nanogpt,
+    main,
+    print_table,
+    rotated,
+)
 
 TINY = Size("tiny", n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=2)
 
@@ -31,6 +41,19 @@ def test_ours_and_hf_compute_the_same_loss_on_copied_weights():
     y = torch.roll(x, -1, dims=1)
     torch.testing.assert_close(ours(x, y)[1], hf(x, y)[1])
     assert torch.equal(ours.generate(x[:1, :1], 5, temperature=0), hf.generate_greedy(x[:1, :1], 5))
+
+
+def test_every_implementation_takes_its_turn_first():
+    names = ["ours", "hf", "nanogpt"]
+    assert [rotated(names, k)[0] for k in range(4)] == ["ours", "hf", "nanogpt", "ours"]
+    assert sorted(rotated(names, 2)) == sorted(names)
+
+
+def test_the_race_reads_the_first_evaluation_at_or_below_the_target():
+    points = [(100, 5.0, 9.0, 2.5), (200, 10.0, 19.0, 1.9), (300, 15.0, 29.0, 1.95), (400, 20.0, 39.0, 1.85)]
+    assert first_reaching(points, 1.9) == points[1]  # at or below, and the first time, not the last
+    assert first_reaching(points, 1.86) == points[3]
+    assert first_reaching(points, 1.8) is None
 
 
 def test_bench_size_reports_training_and_generation(capsys):

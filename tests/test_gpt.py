@@ -92,6 +92,17 @@ def test_generation_slides_past_block_size_with_and_without_cache():
     assert torch.equal(*sampled)
 
 
+def test_generated_tokens_can_feed_a_training_step():
+    """generate runs under inference_mode; what it returns must still be an ordinary tensor."""
+    gpt = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    out = gpt.eval().generate(torch.zeros((2, 1), dtype=torch.long), 6, temperature=0)
+    assert not out.is_inference()
+    gpt.train()
+    loss = gpt(out[:, :-1], out[:, 1:])[1]
+    loss.backward()  # embedding saves its indices for backward: an inference tensor here would raise
+    assert gpt.wte.weight.grad is not None
+
+
 def test_eos_stops_rows_and_generation():
     gpt = GPT(GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8)).eval()
     with torch.no_grad():
