@@ -319,7 +319,8 @@ def time_to_quality(nanogpt, target: float, check_every: int, recipe_file: Path,
             cpu[name] += time.process_time() - c0
             points[name].append((trainer.step, clock[name], cpu[name], val_loss(trainer)))
             step, seconds, cpu_seconds, loss = points[name][-1]
-            print(f"  {name:<40} step {step:>5}  {seconds:7.1f} s  {cpu_seconds:7.1f} CPU-s  val {loss:.4f}", flush=True)
+            print(f"  {name:<40} step {step:>5}  {seconds:7.1f} s  {cpu_seconds:7.1f} CPU-s  val {loss:.4f}",
+                  flush=True)  # fmt: skip
 
     targets = {f"{target}": target}
     if nanogpt is not None:

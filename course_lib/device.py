@@ -22,11 +22,17 @@ def get_device(prefer: str | None = None) -> torch.device:
     if choice:
         kind = choice.split(":")[0]
         if kind not in _KNOWN:
-            raise ValueError(f"unknown device {choice!r} (from {DEVICE_ENV} or prefer=); use one of {', '.join(_KNOWN)}")
+            raise ValueError(
+                f"unknown device {choice!r} (from {DEVICE_ENV} or prefer=); use one of {', '.join(_KNOWN)}"
+            )
         if kind == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} was requested but torch sees no CUDA GPU; unset {DEVICE_ENV} to use the CPU")
+            raise RuntimeError(
+                f"device {choice!r} was requested but torch sees no CUDA GPU; unset {DEVICE_ENV} to use the CPU"
+            )
         if kind == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"device {choice!r} was requested but MPS is not available; unset {DEVICE_ENV} to use the CPU")
+            raise RuntimeError(
+                f"device {choice!r} was requested but MPS is not available; unset {DEVICE_ENV} to use the CPU"
+            )
         return torch.device(choice)
     if torch.cuda.is_available():
         return torch.device("cuda")

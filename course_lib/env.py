@@ -35,8 +35,8 @@ def check_version(expected: str) -> None:
     want = expected.split(".")[:2]
     if have != want:
         raise RuntimeError(
-            f"this notebook was written for course_lib {expected}, but course_lib {course_lib.__version__} is installed. "
-            + UPDATE_HINT
+            f"this notebook was written for course_lib {expected}, "
+            f"but course_lib {course_lib.__version__} is installed. " + UPDATE_HINT
         )
 
 

@@ -99,7 +99,8 @@ def update_notebook(path: Path, slug: str, url: str) -> bool:
         changed |= source(cells[1]) != want
         set_source(cells[1], want)
     else:
-        cells.insert(1, {"cell_type": "code", "execution_count": None, "id": "colab-setup", "metadata": {}, "outputs": [], "source": []})
+        setup = {"cell_type": "code", "execution_count": None, "id": "colab-setup", "metadata": {}, "outputs": []}
+        cells.insert(1, setup | {"source": []})
         set_source(cells[1], want)
         changed = True
     if changed:

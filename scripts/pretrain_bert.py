@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             tc = dataclasses.replace(tc, max_steps=max(21, int(step / (time.time() - start) * args.minutes * 60)))
             print(f"{tc.max_steps} steps fit in {args.minutes} minutes", flush=True)
         if step % args.log_every == 0:
-            print(f"step {step}: loss {sum(losses[-args.log_every:]) / args.log_every:.3f}, {time.time() - start:.0f} s", flush=True)
+            mean = sum(losses[-args.log_every :]) / args.log_every
+            print(f"step {step}: loss {mean:.3f}, {time.time() - start:.0f} s", flush=True)
         if args.eval_every and step % args.eval_every == 0:
             print(f"step {step}: held-out {json.dumps(evaluate(model, val, tok, baseline_id))}", flush=True)
     seconds = time.time() - start
