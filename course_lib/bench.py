@@ -290,8 +290,7 @@ def time_to_quality(nanogpt, target: float, check_every: int, recipe_file: Path,
     torch.manual_seed(1337)
     model = GPT(GPTConfig(**run["model"], vocab_size=tokenizer.vocab_size))
     train_cfg = {k: v for k, v in run["train"].items() if k not in ("out_dir", "eval_interval", "eval_batches")}
-    ours_name = f"ours ({recipe_file.name})"
-    runs[ours_name] = Trainer(model, data, TrainConfig(**(train_cfg | quiet)))
+    runs[f"ours ({recipe_file.name})"] = Trainer(model, data, TrainConfig(**(train_cfg | quiet)))
 
     @torch.no_grad()
     def val_loss(trainer: Trainer) -> float:
