@@ -99,16 +99,35 @@ def main(argv: list[str] | None = None) -> None:
         "train": torch.tensor(tokenizer.encode(train_text), dtype=torch.int16),
         "val": torch.tensor(tokenizer.encode(val_text), dtype=torch.int16),
     }
-    print(f"tokenizer {tokenizer} and {len(data['train']):,} / {len(data['val']):,} train / val tokens "
-          f"in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"tokenizer {tokenizer} and {len(data['train']):,} / {len(data['val']):,} train / val tokens "
+        f"in {time.time() - t0:.0f} s",
+        flush=True,
+    )
 
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd, dropout=0.0)
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=args.block_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=0.0,
+    )
     model = GPT(config)
-    tc = TrainConfig(max_steps=100_000, batch_size=args.batch_size, block_size=args.block_size,
-                     learning_rate=args.learning_rate, min_lr=args.learning_rate / 10, warmup_steps=100,
-                     eval_batches=20, device=args.device,
-                     precision="fp32", compile=False, progress=False, seed=0)
+    tc = TrainConfig(
+        max_steps=100_000,
+        batch_size=args.batch_size,
+        block_size=args.block_size,
+        learning_rate=args.learning_rate,
+        min_lr=args.learning_rate / 10,
+        warmup_steps=100,
+        eval_batches=20,
+        device=args.device,
+        precision="fp32",
+        compile=False,
+        progress=False,
+        seed=0,
+    )
     trainer = Trainer(model, data, tc)
     budget, start, timed = args.minutes * 60, time.time(), 30
     while trainer.step < tc.max_steps:

@@ -12,9 +12,18 @@ transformers = pytest.importorskip("transformers")
 def _pair(pad_id: int = 0):
     """A tiny HF classifier and ours with copied weights (HF's score layer has no bias: ours is zeroed)."""
     torch.manual_seed(0)
-    hf_cfg = transformers.GPT2Config(vocab_size=40, n_positions=16, n_embd=32, n_layer=2, n_head=4,
-                                     num_labels=3, pad_token_id=pad_id, resid_pdrop=0.0, embd_pdrop=0.0,
-                                     attn_pdrop=0.0)
+    hf_cfg = transformers.GPT2Config(
+        vocab_size=40,
+        n_positions=16,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        num_labels=3,
+        pad_token_id=pad_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     hf = transformers.GPT2ForSequenceClassification(hf_cfg).eval()
     lm = transformers.GPT2LMHeadModel(hf_cfg)
     lm.transformer.load_state_dict(hf.transformer.state_dict())
@@ -90,13 +99,15 @@ def test_train_classifier_learns_and_is_reproducible():
     from course_lib.train import TrainConfig
 
     seqs, labels = _toy_task()
-    cfg = TrainConfig(max_steps=60, batch_size=16, learning_rate=3e-3, warmup_steps=5, eval_interval=20, seed=0,
-                      device="cpu")
+    cfg = TrainConfig(
+        max_steps=60, batch_size=16, learning_rate=3e-3, warmup_steps=5, eval_interval=20, seed=0, device="cpu"
+    )
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = GPTForSequenceClassification(GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=1, n_head=2,
-                                                           n_embd=32)))
+        model = GPTForSequenceClassification(
+            GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=1, n_head=2, n_embd=32))
+        )
         runs.append(train_classifier(model, seqs, labels, cfg, val=(seqs, labels), pad_id=0))
     assert runs[0].train_loss == runs[1].train_loss  # same seed, same batches, same losses
     assert runs[0].eval_steps == [0, 20, 40, 60]

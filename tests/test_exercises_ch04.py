@@ -13,7 +13,10 @@ def _layer_norm(x, weight, bias, eps=1e-5):
 
 def test_layer_norm_right_and_typical_mistakes():
     assert check("ch04.layer_norm", _layer_norm).passed
-    unbiased = check("ch04.layer_norm", lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) * w + b)
+    unbiased = check(
+        "ch04.layer_norm",
+        lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) * w + b,
+    )
     assert not unbiased.passed and "C - 1" in unbiased.message
     no_affine = check("ch04.layer_norm", lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], eps=eps))
     assert not no_affine.passed and "multiply by weight" in no_affine.message

@@ -37,7 +37,9 @@ def test_window():
 
 def test_top_k_right_and_wrong():
     assert check("ch05.top_k", _top_k).passed
-    unnormalised = check("ch05.top_k", lambda lg, k: torch.where(lg >= lg.topk(k).values[-1], torch.softmax(lg, 0), 0.0))
+    unnormalised = check(
+        "ch05.top_k", lambda lg, k: torch.where(lg >= lg.topk(k).values[-1], torch.softmax(lg, 0), 0.0)
+    )
     assert not unnormalised.passed and "renormalise" in unnormalised.message
     assert "returned None" in check("ch05.top_k", lambda lg, k: None).message
 

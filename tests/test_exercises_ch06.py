@@ -26,8 +26,12 @@ def bow_margin(weight, bias, vocab, sentence):
 
 @pytest.mark.parametrize(
     "name, fn",
-    [("ch06.lora_params", lora_params), ("ch06.last_token", last_positions), ("ch06.merge", merged_weight),
-     ("ch06.bow_score", bow_margin)],
+    [
+        ("ch06.lora_params", lora_params),
+        ("ch06.last_token", last_positions),
+        ("ch06.merge", merged_weight),
+        ("ch06.bow_score", bow_margin),
+    ],
 )
 def test_right_answers_pass(name, fn):
     result = check(name, fn)
@@ -35,8 +39,7 @@ def test_right_answers_pass(name, fn):
 
 
 def test_unfinished_cells_say_not_yet():
-    def unfinished(*args):
-        ...
+    def unfinished(*args): ...
 
     for name in ("ch06.lora_params", "ch06.last_token", "ch06.merge", "ch06.bow_score"):
         result = check(name, unfinished)
@@ -50,9 +53,14 @@ def test_unfinished_cells_say_not_yet():
         ("ch06.lora_params", lambda d_in, d_out, r: r * d_in, "one of the two factors"),
         ("ch06.last_token", lambda mask: mask.sum(dim=1), "those are the lengths"),
         ("ch06.merge", lambda W, A, B, alpha, r: W + B @ A, "scaled by alpha / r"),
-        ("ch06.bow_score", lambda w, b, v, s: sum(
-            (w[v[t]] for t in words(s) if t in v), start=b)[1].item() - sum(
-            (w[v[t]] for t in words(s) if t in v), start=b)[0].item(), "count each known word once"),
+        (
+            "ch06.bow_score",
+            lambda w, b, v, s: (
+                sum((w[v[t]] for t in words(s) if t in v), start=b)[1].item()
+                - sum((w[v[t]] for t in words(s) if t in v), start=b)[0].item()
+            ),
+            "count each known word once",
+        ),
     ],
 )
 def test_common_mistakes_get_hints(name, fn, hint):

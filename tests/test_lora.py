@@ -56,8 +56,12 @@ def test_add_lora_on_gpt_counts_and_merges():
     idx = torch.randint(50, (2, 10))
     reference = model(idx)[0]
     names = add_lora(model, ("attn.c_attn", "attn.c_proj"), r=4)
-    assert names == ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj",
-                     "transformer.h.1.attn.c_attn", "transformer.h.1.attn.c_proj"]
+    assert names == [
+        "transformer.h.0.attn.c_attn",
+        "transformer.h.0.attn.c_proj",
+        "transformer.h.1.attn.c_attn",
+        "transformer.h.1.attn.c_proj",
+    ]
     # per layer: c_attn A (4 x 32) + B (96 x 4), c_proj A (4 x 32) + B (32 x 4)
     assert count_trainable(model) == 2 * (4 * 32 + 96 * 4 + 4 * 32 + 32 * 4)
     assert torch.equal(model(idx)[0], reference)  # B = 0: exactly the pretrained model

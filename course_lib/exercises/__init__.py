@@ -12,14 +12,15 @@ Quick concept questions work the same way: ``quiz("ch02.q1")`` shows a multiple-
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 Checker = Callable[[Any], "Result"]
 _CHECKERS: dict[str, Checker] = {}
-_QUESTIONS: dict[str, "Question"] = {}
+_QUESTIONS: dict[str, Question] = {}
 _PASSED: dict[str, bool] = {}  # what this kernel has seen: exercise name -> passed
 
 

@@ -51,7 +51,10 @@ def _layer_norm(fn: Callable[..., torch.Tensor]) -> tuple[bool, str]:
             no_affine = F.layer_norm(x, (C,), eps=1e-5)
             if torch.allclose(got, no_affine, atol=1e-6):
                 return False, "the normalisation is right; now multiply by weight and add bias"
-            return False, f"on shape {shape} the result differs from F.layer_norm by up to {(got - expected).abs().max():.2e}"
+            return (
+                False,
+                f"on shape {shape} the result differs from F.layer_norm by up to {(got - expected).abs().max():.2e}",
+            )
     return True, "matches F.layer_norm on every shape, in float64"
 
 
@@ -128,7 +131,9 @@ def _count_params(fn: Callable[[GPTConfig], int]) -> tuple[bool, str]:
             cfg.n_layer * 4 * C: "each block has two LayerNorms, each with a weight and a bias of n_embd numbers",
             cfg.n_layer * 13 * C + 2 * C: "you counted the weight matrices only; add the biases and LayerNorms",
         }
-        where = f"GPTConfig(vocab_size={cfg.vocab_size}, block_size={cfg.block_size}, n_layer={cfg.n_layer}, n_embd={C})"
+        where = (
+            f"GPTConfig(vocab_size={cfg.vocab_size}, block_size={cfg.block_size}, n_layer={cfg.n_layer}, n_embd={C})"
+        )
         return False, hints.get(diff, f"for {where} the model has {right:,} parameters, you counted {got:,}")
     return True, "right for GPT-2 small, GPT-2 XL and two small configs: V*C + T*C + L*(12C^2 + 13C) + 2C"
 
@@ -137,10 +142,26 @@ question(
     "ch04.q1",
     "LayerNorm computes a mean and a variance. Over which numbers?",
     [
-        ("Over the batch, separately for each channel", False, "that is BatchNorm; LayerNorm never looks at other examples, so it works the same for a batch of one"),
-        ("Over the channels of each token, separately for every token", True, "each token's C numbers are normalised on their own, so no information crosses between tokens or examples"),
-        ("Over all the positions of a sequence", False, "that would mix tokens, and in a causal model it would let future tokens leak into the present"),
-        ("Over the whole (B, T, C) tensor at once", False, "then one outlier token would rescale every other token; LayerNorm is per token"),
+        (
+            "Over the batch, separately for each channel",
+            False,
+            "that is BatchNorm; LayerNorm never looks at other examples, so it works the same for a batch of one",
+        ),
+        (
+            "Over the channels of each token, separately for every token",
+            True,
+            "each token's C numbers are normalised on their own, so no information crosses between tokens or examples",
+        ),
+        (
+            "Over all the positions of a sequence",
+            False,
+            "that would mix tokens, and in a causal model it would let future tokens leak into the present",
+        ),
+        (
+            "Over the whole (B, T, C) tensor at once",
+            False,
+            "then one outlier token would rescale every other token; LayerNorm is per token",
+        ),
     ],
 )
 
@@ -148,10 +169,26 @@ question(
     "ch04.q2",
     "Why do deep GPTs use pre-LN, x + f(LN(x)), instead of the original post-LN, LN(x + f(x))?",
     [
-        ("Pre-LN has fewer parameters", False, "it has the same blocks, plus one extra final LayerNorm: 2C more parameters, not fewer"),
-        ("The residual path stays a pure identity, so gradients reach every layer directly and stay moderate at initialisation, and training needs little or no warm-up", True, "post-LN puts a LayerNorm on the residual path itself; its top-layer gradients at initialisation do not shrink with depth, which makes early large steps unstable without warm-up"),
-        ("LayerNorm is cheaper to compute before attention than after it", False, "the cost is the same: one LayerNorm per sub-block either way"),
-        ("Post-LN cannot be combined with a causal mask", False, "masking is inside attention and works with either placement; BERT uses post-LN without a causal mask, the original Transformer's decoder used it with one"),
+        (
+            "Pre-LN has fewer parameters",
+            False,
+            "it has the same blocks, plus one extra final LayerNorm: 2C more parameters, not fewer",
+        ),
+        (
+            "The residual path stays a pure identity, so gradients reach every layer directly and stay moderate at initialisation, and training needs little or no warm-up",
+            True,
+            "post-LN puts a LayerNorm on the residual path itself; its top-layer gradients at initialisation do not shrink with depth, which makes early large steps unstable without warm-up",
+        ),
+        (
+            "LayerNorm is cheaper to compute before attention than after it",
+            False,
+            "the cost is the same: one LayerNorm per sub-block either way",
+        ),
+        (
+            "Post-LN cannot be combined with a causal mask",
+            False,
+            "masking is inside attention and works with either placement; BERT uses post-LN without a causal mask, the original Transformer's decoder used it with one",
+        ),
     ],
 )
 
@@ -159,7 +196,11 @@ question(
     "ch04.q3",
     "Where do most of GPT-2 small's 124,439,808 parameters sit?",
     [
-        ("In the token embedding table", False, "it is big, 38.6M (31%), because the vocabulary has 50,257 tokens, but it is not the largest part"),
+        (
+            "In the token embedding table",
+            False,
+            "it is big, 38.6M (31%), because the vocabulary has 50,257 tokens, but it is not the largest part",
+        ),
         ("In the attention layers", False, "attention has 4C^2 + 4C per block: 28.3M (23%) over 12 blocks"),
         ("In the MLPs", True, "8C^2 + 5C per block: 56.7M (46%); in bigger models the MLPs' share grows further"),
         ("In the LayerNorms", False, "LayerNorms have 2C numbers each: 38,400 in total, 0.03%"),

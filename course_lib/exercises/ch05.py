@@ -58,11 +58,17 @@ def _window(fn: Callable[[torch.Tensor, int, int], tuple[torch.Tensor, torch.Ten
         x, y = (torch.as_tensor(t) for t in got)
         want_x, want_y = tokens[start : start + T], tokens[start + 1 : start + T + 1]
         if x.shape != (T,) or y.shape != (T,):
-            return False, f"with block_size={T}, x and y should each hold {T} tokens, got {tuple(x.shape)} and {tuple(y.shape)}"
+            return (
+                False,
+                f"with block_size={T}, x and y should each hold {T} tokens, got {tuple(x.shape)} and {tuple(y.shape)}",
+            )
         if torch.equal(x, want_x) and torch.equal(y, want_x):
             return False, "y must be the targets: the same window shifted by one token, y[t] = tokens[start + t + 1]"
         if not (torch.equal(x, want_x) and torch.equal(y, want_y)):
-            return False, f"for start={start}, block_size={T}: x should be tokens[{start}:{start + T}], y tokens[{start + 1}:{start + T + 1}]"
+            return (
+                False,
+                f"for start={start}, block_size={T}: x should be tokens[{start}:{start + T}], y tokens[{start + 1}:{start + T + 1}]",
+            )
     return True, "x is the window, y the same window shifted by one: T next-token examples at once"
 
 
@@ -81,7 +87,10 @@ def _top_k(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> tuple[bool, str]:
         if not torch.allclose(got.double(), expected, atol=1e-6):
             if ((got > 0) != (expected > 0)).any():
                 return False, f"with k={k} exactly the {k} largest logits should keep a non-zero probability"
-            return False, f"with k={k} the kept tokens are right but their probabilities are not: softmax over them only"
+            return (
+                False,
+                f"with k={k} the kept tokens are right but their probabilities are not: softmax over them only",
+            )
     return True, "the k most likely tokens, renormalised; k = 1 is greedy decoding and k = V changes nothing"
 
 
@@ -106,7 +115,10 @@ def _top_p(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> tuple[bool, str
                 )
             if n_got == n_want + 1:
                 return False, f"with p={p} you kept one token too many: stop as soon as the kept total reaches p"
-            return False, f"with p={p} the most likely tokens {kept} (by index) should be kept; sort by probability first"
+            return (
+                False,
+                f"with p={p} the most likely tokens {kept} (by index) should be kept; sort by probability first",
+            )
     return True, "the nucleus adapts its size: one token when the model is sure, many when it is not"
 
 
@@ -114,10 +126,26 @@ question(
     "ch05.q1",
     "An untrained character-level GPT with 63 characters starts at a loss of about 4.14. Why?",
     [
-        ("Its small random weights make every logit close to 0, so it gives each character probability about 1/63, and -ln(1/63) = 4.14", True, "so ln V is the loss of a perfectly uncommitted guess; a much larger initial loss means confidently wrong predictions"),
-        ("4.14 is the entropy of English text", False, "English has about 1 to 1.5 bits (0.7 to 1 nat) per character for a good model; 4.14 is the loss of a uniform guess"),
-        ("The loss always starts at ln 63 because the optimiser sets it there", False, "nothing is optimised at step 0; the value follows from near-zero logits"),
-        ("Cross-entropy cannot exceed ln V", False, "it can be far larger: a model confidently wrong gets -ln of a tiny probability"),
+        (
+            "Its small random weights make every logit close to 0, so it gives each character probability about 1/63, and -ln(1/63) = 4.14",
+            True,
+            "so ln V is the loss of a perfectly uncommitted guess; a much larger initial loss means confidently wrong predictions",
+        ),
+        (
+            "4.14 is the entropy of English text",
+            False,
+            "English has about 1 to 1.5 bits (0.7 to 1 nat) per character for a good model; 4.14 is the loss of a uniform guess",
+        ),
+        (
+            "The loss always starts at ln 63 because the optimiser sets it there",
+            False,
+            "nothing is optimised at step 0; the value follows from near-zero logits",
+        ),
+        (
+            "Cross-entropy cannot exceed ln V",
+            False,
+            "it can be far larger: a model confidently wrong gets -ln of a tiny probability",
+        ),
     ],
 )
 
@@ -126,8 +154,16 @@ question(
     "What does sampling with a temperature below 1 (say 0.5) do?",
     [
         ("It makes the text more random", False, "that is a temperature above 1, which flattens the distribution"),
-        ("It divides the logits by 0.5, which sharpens the distribution towards the most likely tokens; towards 0 it becomes greedy decoding", True, "the order of the tokens stays the same; only how strongly the top ones are preferred changes"),
-        ("It changes which token is most likely", False, "dividing all logits by the same positive number keeps their order"),
+        (
+            "It divides the logits by 0.5, which sharpens the distribution towards the most likely tokens; towards 0 it becomes greedy decoding",
+            True,
+            "the order of the tokens stays the same; only how strongly the top ones are preferred changes",
+        ),
+        (
+            "It changes which token is most likely",
+            False,
+            "dividing all logits by the same positive number keeps their order",
+        ),
         ("It makes generation faster", False, "the model runs the same; only the final softmax changes"),
     ],
 )
@@ -136,9 +172,25 @@ question(
     "ch05.q3",
     "Why is generating with a KV cache faster, and why is its output the same?",
     [
-        ("It stores the keys and values of earlier tokens in every layer, so each step computes them only for the new token; attention still reads all of them, so nothing changes", True, "n new tokens cost about n token-forwards instead of n^2 / 2"),
-        ("It caches the logits of earlier steps and reuses them", False, "the logits at the new position depend on the new token, so they must be computed each step"),
-        ("It attends only to the most recent tokens", False, "every earlier token is still attended to; only recomputing their keys and values is skipped"),
-        ("It runs the model in lower precision", False, "the cache changes no precision; cached and uncached greedy outputs are identical"),
+        (
+            "It stores the keys and values of earlier tokens in every layer, so each step computes them only for the new token; attention still reads all of them, so nothing changes",
+            True,
+            "n new tokens cost about n token-forwards instead of n^2 / 2",
+        ),
+        (
+            "It caches the logits of earlier steps and reuses them",
+            False,
+            "the logits at the new position depend on the new token, so they must be computed each step",
+        ),
+        (
+            "It attends only to the most recent tokens",
+            False,
+            "every earlier token is still attended to; only recomputing their keys and values is skipped",
+        ),
+        (
+            "It runs the model in lower precision",
+            False,
+            "the cache changes no precision; cached and uncached greedy outputs are identical",
+        ),
     ],
 )
