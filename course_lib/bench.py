@@ -7,7 +7,8 @@ all of them alike:
 
 - training tokens/s: forward, backward and an AdamW step, fp32, the same optimizer for all;
 - batch-1 greedy generation tokens/s: ours with its KV cache and without, HF's ``generate`` (cached), nanoGPT's
-  ``generate`` (uncached);
+  ``generate`` (uncached), and a floor that no cached implementation can beat here: the model's matrix products
+  alone, each weight read once per token (``matmuls_only``);
 - MFU: model FLOPs per second over a fp32 matmul peak measured here (the best of several large matmuls).
 
 ``--time-to-quality`` instead trains the chapter-05 character model twice, side by side in slices: nanoGPT's CPU
@@ -172,6 +173,23 @@ def generation_seconds(generate: Callable[[torch.Tensor, int], torch.Tensor], ne
     return seconds
 
 
+def matmuls_only(model: nn.Module, new_tokens: int) -> torch.Tensor:
+    """The floor under batch-1 decoding: every linear layer of ``model`` applied once per token, nothing else.
+
+    Each new token must read every weight once, and at batch 1 that is a matrix-vector product, bound by memory
+    bandwidth rather than arithmetic. Timed like a generation (it returns a dummy (1, 1 + new_tokens) result), it
+    says how much of a decoding step is weight traffic and how much is everything else: attention over the
+    cache, norms, activations and the framework's per-call cost.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    inputs = {layer.in_features: torch.zeros(1, 1, layer.in_features) for layer in layers}
+    with torch.inference_mode():
+        for _ in range(new_tokens):
+            for layer in layers:
+                F.linear(inputs[layer.in_features], layer.weight, layer.bias)
+    return torch.zeros((1, 1 + new_tokens), dtype=torch.long)
+
+
 def rotated(names: list[str], k: int) -> list[str]:
     """``names`` starting from its ``k``-th entry (wrapping round)."""
     k %= len(names)
@@ -198,6 +216,7 @@ def bench_size(size: Size, impls: dict, repeats: int, steps: int, new_tokens: in
         if name == "ours":
             generators["ours (KV cache)"] = lambda p, n, m=gen_model: m.generate(p, n, temperature=0)
             generators["ours (no cache)"] = lambda p, n, m=gen_model: m.generate(p, n, temperature=0, use_cache=False)
+            generators["floor: matmuls only"] = lambda p, n, m=gen_model: matmuls_only(m, n)
         else:
             label = f"{name} ({'generate, KV cache' if name == 'hf' else 'generate, no cache'})"
             generators[label] = gen_model.generate_greedy

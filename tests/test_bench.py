@@ -16,6 +16,7 @@ from course_lib.bench import (
     first_reaching,
     load_nanogpt,
     main,
+    matmuls_only,
     print_table,
     rotated,
 )
@@ -60,12 +61,27 @@ def test_bench_size_reports_training_and_generation(capsys):
     rows = bench_size(TINY, builders(None), repeats=1, steps=2, new_tokens=4, peak=1e9)
     impls = {(r["what"], r["impl"]) for r in rows}
     assert impls == {("train", "ours"), ("train", "hf"), ("generate", "ours (KV cache)"),
-                     ("generate", "ours (no cache)"), ("generate", "hf (generate, KV cache)")}  # fmt: skip
+                     ("generate", "ours (no cache)"), ("generate", "floor: matmuls only"),
+                     ("generate", "hf (generate, KV cache)")}  # fmt: skip
     assert all(r["tokens_per_s"] > 0 for r in rows)
     assert all(0 < r["mfu"] for r in rows if r["what"] == "train")
     print_table(rows)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + len(rows) and lines[1].split()[-2:] == ["1.00x", "1.00x"]
+
+
+def test_the_decoding_floor_runs_every_linear_layer_once_per_token(monkeypatch):
+    from course_lib.gpt import GPT
+
+    model = builders(None)["ours"](TINY, TINY.block_size)
+    calls = []
+    real_linear = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, w, b=None: calls.append(w) or real_linear(x, w, b))
+    out = matmuls_only(model, 3)
+    linears = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert isinstance(model, GPT) and len(linears) == 4 * TINY.n_layer + 1  # q/k/v, out, two MLP, the head
+    assert len(calls) == 3 * len(linears) and all(a is b for a, b in zip(calls, linears * 3, strict=True))
+    assert out.shape == (1, 4)
 
 
 def test_bad_arguments_are_named(tmp_path):
