@@ -160,12 +160,30 @@ def notebook_imports(path: Path) -> set[str]:
         except SyntaxError:  # a learner's half-written exercise: fall back to the import lines alone
             lines = [ln.strip() for ln in source.splitlines() if re.match(r"\s*(import|from)\s+\w", ln)]
             tree = ast.parse("\n".join(ln for ln in lines if _parses(ln)))
+        optional = _guarded_nodes(tree)
         for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             if isinstance(node, ast.Import):
                 modules.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
                 modules.add(node.module)
     return modules
+
+
+def _guarded_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``try:`` blocks that catch ImportError: a notebook runs without those modules."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = set()
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            caught.update(kind.id for kind in kinds if isinstance(kind, ast.Name))
+        if caught & {"ImportError", "ModuleNotFoundError"}:
+            guarded.update(id(inner) for statement in node.body for inner in ast.walk(statement))
+    return guarded
 
 
 def _parses(line: str) -> bool:

@@ -98,6 +98,16 @@ def test_notebook_imports_parses_magics_unfinished_cells_and_skips_relative(tmp_
     assert doctor.notebook_imports(nb) == {"os.path", "json", "collections", "math", "string"}
 
 
+def test_notebook_imports_skips_imports_guarded_by_except_import_error(tmp_path):
+    nb = write_notebook(
+        tmp_path / "x.ipynb",
+        "try:\n    import transformers\nexcept ImportError:\n    transformers = None",
+        "try:\n    from scipy import stats\nexcept (ValueError, ModuleNotFoundError):\n    stats = None",
+        "try:\n    import yaml\nexcept KeyError:\n    pass\nimport json",  # not an import guard: still required
+    )
+    assert doctor.notebook_imports(nb) == {"yaml", "json"}
+
+
 def test_missing_modules_are_reported_with_the_right_fix(tmp_path):
     write_notebook(tmp_path / "chapters" / "ok.ipynb", "import json")
     write_notebook(tmp_path / "chapters" / "old_lib.ipynb", "from course_lib.no_such_module import thing")
