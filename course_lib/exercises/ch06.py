@@ -114,23 +114,23 @@ question(
     "A GPT classifier reads the vector of the last real token of each sentence. Why the last, not the first?",
     [
         (
-            "a) The last token is always the most important word of a sentence",
+            "The last token is always the most important word of a sentence",
             False,
             "No: the last token is often a full stop. Its position matters, not its meaning.",
         ),
         (
-            "b) With causal attention only the last token has attended to every token of the sentence",
+            "With causal attention only the last token has attended to every token of the sentence",
             True,
             "Yes: position t sees positions 0..t, so the first token's vector knows only the first token. "
             "(BERT, whose attention is bidirectional, can use its first token instead.)",
         ),
         (
-            "c) The first token's vector is reserved for the language-model head",
+            "The first token's vector is reserved for the language-model head",
             False,
             "No: the LM head reads every position, and the classifier does not use it at all.",
         ),
         (
-            "d) Padding would otherwise change the result",
+            "Padding would otherwise change the result",
             False,
             "Right padding comes after the last real token, so a causal model's first token is not affected either; "
             "the reason is what each position has seen.",
@@ -143,23 +143,23 @@ question(
     "A LoRA layer is created with B = 0. What does the model compute before the first training step?",
     [
         (
-            "a) Random outputs, because A is random",
+            "Random outputs, because A is random",
             False,
             "A is random, but B A = 0 whatever A is, so the update adds nothing.",
         ),
         (
-            "b) Zero, because the layer's output is multiplied by B",
+            "Zero, because the layer's output is multiplied by B",
             False,
             "Only the update goes through B; the frozen W x is still there.",
         ),
         (
-            "c) Exactly what the pretrained model computes",
+            "Exactly what the pretrained model computes",
             True,
             "Yes: y = W x + (alpha/r) B A x = W x. Fine-tuning starts from the pretrained model, not from a "
             "perturbed copy; that is why one factor starts at zero (and the other random, so gradients flow).",
         ),
         (
-            "d) Nothing: LoRA layers must be merged before they can run",
+            "Nothing: LoRA layers must be merged before they can run",
             False,
             "Merging is an optional speed-up after training; the unmerged layer runs as it is.",
         ),
@@ -172,18 +172,18 @@ question(
     "initialisation. What does pretraining give it?",
     [
         (
-            "a) Representations of English learned from unlabelled text: which tokens mean similar things and how "
+            "Representations of English learned from unlabelled text: which tokens mean similar things and how "
             "words combine, so the 8,056 labelled sentences only have to teach the task",
             True,
             "Yes: predicting the next token forces the model to encode a lot about language; the classifier head "
             "reads those features. From random weights, all of it must come from the small labelled set.",
         ),
         (
-            "b) The test sentences' labels, seen during pretraining",
+            "The test sentences' labels, seen during pretraining",
             False,
             "No: pretraining never sees a label, and never sees a validation or test sentence at all.",
         ),
-        ("c) More parameters", False, "No: both models have exactly the same architecture and parameter count."),
-        ("d) A better learning rate", False, "No: both runs use the same optimizer, learning rate and schedule."),
+        ("More parameters", False, "No: both models have exactly the same architecture and parameter count."),
+        ("A better learning rate", False, "No: both runs use the same optimizer, learning rate and schedule."),
     ],
 )
