@@ -36,6 +36,10 @@ def scaled_dot_product_attention(
         )
     if is_causal and mask is not None:
         raise ValueError("pass either mask or is_causal=True, not both; fold the causal mask into your mask instead")
+    if mask is not None and mask.dtype != torch.bool and not mask.is_floating_point():
+        raise TypeError(  # a 1/0 integer mask would be added to the scores, masking nothing
+            f"mask has dtype {mask.dtype}; pass mask.bool() (True = may attend) or a float mask of 0 and -inf"
+        )
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if is_causal:
         mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
@@ -107,6 +111,11 @@ class KVCache:
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's k, v (B, n_kv_head, T, hs) to ``layer`` and return everything cached there."""
         t = k.shape[-2]
+        if layer < len(self._k) and k.shape[:-2] != self._k[layer].shape[:-2]:
+            raise ValueError(
+                f"this cache holds (batch, heads) = {tuple(self._k[layer].shape[:-2])} in layer {layer}, but the new "
+                f"keys have {tuple(k.shape[:-2])}; a cache serves one batch of one model: start a fresh KVCache()"
+            )
         if layer == len(self._k):
             self._k.append(self._grown(k, None, 0, 2 * t))
             self._v.append(self._grown(v, None, 0, 2 * t))
@@ -150,6 +159,9 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head
+        for name, value in (("n_embd", n_embd), ("n_head", n_head), ("n_kv_head", n_kv_head), ("head_dim", head_dim)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if head_dim is None and n_embd % n_head != 0:
             raise ValueError(
                 f"n_embd={n_embd} is not divisible by n_head={n_head}; each head gets n_embd // n_head "
@@ -160,7 +172,7 @@ class MultiHeadAttention(nn.Module):
                 f"n_head={n_head} is not divisible by n_kv_head={n_kv_head}; each key/value head serves a whole "
                 f"group of query heads, so pick n_kv_head from the divisors of n_head"
             )
-        self.n_head, self.n_kv_head = n_head, n_kv_head
+        self.n_embd, self.n_head, self.n_kv_head = n_embd, n_head, n_kv_head
         self.head_dim = head_dim or n_embd // n_head
         if rope_base is not None and self.head_dim % 2 != 0:
             raise ValueError(f"rotary embeddings rotate pairs, so head_dim must be even, got {self.head_dim}")
@@ -185,6 +197,11 @@ class MultiHeadAttention(nn.Module):
         positions too (Tk = cached + T). With a ``cache``, x holds only the new tokens, which sit after
         the cached ones: the causal mask and rotary positions are shifted by the cache length.
         """
+        if x.dim() != 3 or x.shape[-1] != self.n_embd:
+            raise ValueError(
+                f"x must be (batch, time, {self.n_embd}), got {tuple(x.shape)}; "
+                "add a batch dimension with x[None] or check the model's width"
+            )
         B, T, _ = x.shape
         offset = cache.length(layer) if cache is not None else 0
         if attention_mask is not None and attention_mask.shape != (B, offset + T):

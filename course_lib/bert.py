@@ -20,7 +20,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.transformer import BlockConfig, Transformer, check_attention_mask, check_token_ids
+from course_lib.transformer import (
+    BlockConfig,
+    Transformer,
+    check_attention_mask,
+    check_labels,
+    check_positive_ints,
+    check_probability,
+    check_token_ids,
+)
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
@@ -46,10 +54,16 @@ class BertConfig:
     classifier_dropout: float | None = None  # None: hidden_dropout_prob
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BertConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"))
+        check_positive_ints(self, ("intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"))
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            check_probability(self, name)
+        if self.classifier_dropout is not None:
+            check_probability(self, "classifier_dropout")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"BertConfig.pad_token_id={self.pad_token_id!r} must be an id in [0, {self.vocab_size})")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"BertConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         if self.hidden_act not in HF_ACTIVATIONS:
             raise ValueError(f"BertConfig.hidden_act={self.hidden_act!r} is not one of {sorted(HF_ACTIVATIONS)}")
         if self.hidden_size % self.num_attention_heads != 0:
@@ -301,6 +315,8 @@ class BertForMaskedLM(_BertBase):
         labels: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, T, vocab_size) and, with ``labels`` (B, T; -100 where nothing was masked), the loss."""
+        if labels is not None:
+            check_labels(labels, tuple(input_ids.shape), self.config.vocab_size)
         x = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
         x = self.transform_norm(F.gelu(self.transform(x), approximate=self.approximate))
         logits = self.decoder(x)  # (B, T, vocab_size)
@@ -342,6 +358,8 @@ class BertForSequenceClassification(_BertBase):
         one label is regression (MSE), integer labels are classes (cross-entropy), float labels of
         shape (B, num_labels) are independent yes/no targets (binary cross-entropy).
         """
+        if labels is not None:
+            self._check_labels(labels, len(input_ids))
         pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None
@@ -352,6 +370,17 @@ class BertForSequenceClassification(_BertBase):
         elif labels is not None:
             loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
         return logits, loss
+
+    def _check_labels(self, labels: Tensor, batch: int) -> None:
+        """(B,) scores for regression, (B,) class ids, or (B, num_labels) 0/1 floats; anything else would broadcast."""
+        k = self.config.num_labels
+        if k > 1 and not labels.is_floating_point():
+            check_labels(labels, (batch,), k)
+            return
+        shape = (batch,) if k == 1 else (batch, k)
+        if tuple(labels.shape) != shape:
+            kind = "one score per example" if k == 1 else "one 0/1 float per class and example, or (B,) class ids"
+            raise ValueError(f"labels has shape {tuple(labels.shape)}; with num_labels={k} it must be {shape}: {kind}")
 
 
 class BertForTokenClassification(_BertBase):
@@ -374,6 +403,8 @@ class BertForTokenClassification(_BertBase):
         labels: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, T, num_labels) and, with ``labels`` (B, T; -100 on padding and sub-word pieces), the loss."""
+        if labels is not None:
+            check_labels(labels, tuple(input_ids.shape), self.config.num_labels)
         x = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
         logits = self.classifier(self.dropout(x))  # (B, T, num_labels)
         loss = None

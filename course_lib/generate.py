@@ -6,6 +6,8 @@ takes ``cache=`` (a ``KVCache``, or None) and returns ``(logits, ...)`` of shape
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -26,6 +28,17 @@ def sample_next(
     above 1 flattens), cut to the ``top_k`` most likely tokens and/or to the smallest set whose
     probability reaches ``top_p`` (nucleus sampling), and one token is drawn.
     """
+    if not isinstance(logits, Tensor) or logits.dim() != 2:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a (batch, vocab) tensor, got {shape}; for a model's output take [:, -1, :]")
+    _check_sampling(temperature, top_k, top_p)
+    return _sample(logits, temperature, top_k, top_p, generator)
+
+
+def _sample(
+    logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
+) -> Tensor:
+    """``sample_next`` without the argument checks, for the decoding loop that checked them once."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
@@ -40,20 +53,38 @@ def sample_next(
     return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator)
 
 
-def _check_args(idx: Tensor, max_new_tokens: int, temperature: float, top_k, top_p) -> None:
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    # a negative temperature would silently favour the least likely tokens
+    if not _is_real(temperature) or not temperature >= 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
+    if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def _check_args(model: nn.Module, idx: Tensor, max_new_tokens: int, eos_id: int | None) -> None:
     if not isinstance(idx, Tensor) or idx.dim() != 2:
         shape = tuple(idx.shape) if isinstance(idx, Tensor) else type(idx).__name__
         raise ValueError(
             f"idx must be a (batch, time) tensor of token ids, got {shape}; add a batch dim with idx[None]"
         )
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if eos_id is not None and (not _is_int(eos_id) or eos_id < 0 or (vocab_size and eos_id >= vocab_size)):
+        raise ValueError(
+            f"eos_id must be a token id in [0, {vocab_size or 'vocab_size'}) or None, got {eos_id!r}; "
+            "an id the model can never produce would never stop generation"
+        )
 
 
 def generate(
@@ -81,7 +112,8 @@ def generate(
     does for every small op; a batch-1 decoding step is mostly such ops. The result is cloned out of
     inference mode, so it can feed a training step afterwards.
     """
-    _check_args(idx, max_new_tokens, temperature, top_k, top_p)
+    _check_args(model, idx, max_new_tokens, eos_id)
+    _check_sampling(temperature, top_k, top_p)
     with torch.inference_mode():
         idx = _generate(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
     return idx.clone()
@@ -109,7 +141,7 @@ def _generate(
         else:
             cache, feed = KVCache(), idx[:, -block_size:]  # first step, or the window slid: rebuild
         logits = model(feed, cache=cache)[0][:, -1, :]  # (B, V)
-        nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        nxt = _sample(logits, temperature, top_k, top_p, generator)  # (B, 1)
         if eos_id is not None:
             nxt = nxt.masked_fill(finished[:, None], eos_id)
             finished |= nxt[:, 0] == eos_id

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from course_lib.transformer import BlockConfig, DecoderLM, Transformer
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_positive_ints, check_probability
 
 HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
@@ -35,12 +35,11 @@ class GPTConfig:
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        for field in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{field} must be a positive int, got {value!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_positive_ints(self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"))
+        check_positive_ints(self, ("n_inner",), optional=True)
+        check_probability(self, "dropout")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         if self.activation not in ("gelu", "gelu_tanh"):
             raise ValueError(f"GPTConfig.activation must be 'gelu' or 'gelu_tanh', got {self.activation!r}")
         self.block_config()  # checks that n_embd divides into n_head heads

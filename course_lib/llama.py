@@ -18,7 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
-from course_lib.transformer import BlockConfig, DecoderLM, Transformer
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_positive_ints, check_token_ids
 
 # ----------------------------------------------------------------------------- reading GGUF files
 
@@ -97,10 +97,9 @@ class LlamaConfig:
     tie_embeddings: bool = True  # the output layer reuses the token embedding matrix
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "d_ff", "block_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LlamaConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "d_ff", "block_size"))
+        if not self.norm_eps > 0:
+            raise ValueError(f"LlamaConfig.norm_eps must be > 0, got {self.norm_eps!r}")
 
     def block_config(self) -> BlockConfig:
         """The shared core's switches for a Llama block: RMSNorm, pre-norm, SwiGLU, no biases, GQA, RoPE."""
@@ -327,6 +326,7 @@ def logit_lens(model: Llama, idx: Tensor, last: int | None = None) -> Tensor:
         raise ValueError(f"logit_lens takes one sequence, shape (1, T), got {tuple(idx.shape)}; use idx[:1]")
     if last is not None and not 1 <= last <= idx.shape[1]:
         raise ValueError(f"last={last!r} must be between 1 and the sequence length {idx.shape[1]}, or None for all")
+    check_token_ids(idx, model.config.vocab_size, model.config.block_size)
     states = [model.wte(idx)]  # (1, T, C) before any block
     hooks = [block.register_forward_hook(lambda _m, _inp, out: states.append(out)) for block in model.transformer.h]
     try:

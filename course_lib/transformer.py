@@ -59,6 +59,13 @@ class BlockConfig:
     head_dim: int | None = None  # None: n_embd // n_head
 
     def __post_init__(self) -> None:
+        check_positive_ints(self, ("n_embd", "n_head"))
+        check_positive_ints(self, ("n_kv_head", "d_ff", "head_dim"), optional=True)
+        check_probability(self, "dropout")
+        if self.attn_dropout is not None:
+            check_probability(self, "attn_dropout")
+        if not self.norm_eps > 0:
+            raise ValueError(f"BlockConfig.norm_eps must be > 0, got {self.norm_eps!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r} is not one of {NORMS}")
         if self.mlp not in MLPS:
@@ -68,6 +75,27 @@ class BlockConfig:
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; each head gets n_embd // n_head "
                 f"dimensions, so choose n_head from the divisors of n_embd"
             )
+
+
+def check_positive_ints(config: object, names: tuple[str, ...], optional: bool = False) -> None:
+    """Raise unless each named field of ``config`` is an int >= 1 (or None, where ``optional``).
+
+    A zero or negative size would otherwise build a model with empty layers, or fail later inside torch.
+    """
+    for name in names:
+        value = getattr(config, name)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            either = " or None" if optional else ""
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive int{either}, got {value!r}")
+
+
+def check_probability(config: object, name: str) -> None:
+    """Raise unless the dropout probability ``config.name`` lies in [0, 1)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{type(config).__name__}.{name} is a dropout probability in [0, 1), got {value!r}")
 
 
 class RMSNorm(nn.Module):
@@ -158,6 +186,8 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: BlockConfig, n_layer: int) -> None:
         super().__init__()
+        if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
+            raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
         self.h = nn.ModuleList(Block(cfg) for _ in range(n_layer))
         self.ln_f = make_norm(cfg) if cfg.prenorm else None
 
@@ -178,12 +208,11 @@ def check_token_ids(idx: Tensor, vocab_size: int, max_positions: int, offset: in
     """Reject bad token ids with a message that says what to do, before any kernel sees them.
 
     An out-of-range id otherwise surfaces as an IndexError deep inside torch on the CPU, or as an
-    unrecoverable device-side assert on CUDA. The range check reads two numbers from the device; it
-    is skipped while ``torch.compile`` traces, which cannot branch on tensor values.
+    unrecoverable device-side assert on CUDA.
     """
     if not isinstance(idx, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}; use torch.tensor(ids)")
-    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+    if idx.dtype not in (torch.int64, torch.int32):  # what nn.Embedding accepts
         raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}; convert with {name}.long()")
     if idx.dim() != 2:
         raise ValueError(
@@ -198,14 +227,50 @@ def check_token_ids(idx: Tensor, vocab_size: int, max_positions: int, offset: in
             f"sequence of {T} tokens{cached} is longer than the {max_positions} positions this model has; "
             f"keep only the last {max_positions - offset} tokens, e.g. {name}[:, -{max_positions - offset}:]"
         )
-    if not torch.compiler.is_compiling():
-        low, high = (bound.item() for bound in torch.aminmax(idx))
-        if low < 0 or high >= vocab_size:
-            bad = low if low < 0 else high
+    bad = out_of_range(idx, vocab_size)
+    if bad is not None:
+        if name == "token_type_ids":
             raise ValueError(
-                f"token id {bad} is outside the vocabulary [0, {vocab_size}); encode text with this model's "
-                f"tokenizer, or build the model with vocab_size > {high}"
+                f"token_type_ids holds {bad}, outside [0, {vocab_size}): sentence ids run from 0 to "
+                f"{vocab_size - 1} (the model's type_vocab_size is {vocab_size})"
             )
+        fix = "ids are never negative" if bad < 0 else f"or build the model with vocab_size > {bad}"
+        raise ValueError(
+            f"token id {bad} is outside the vocabulary [0, {vocab_size}); encode text with this model's "
+            f"tokenizer ({fix})"
+        )
+
+
+def out_of_range(ids: Tensor, size: int, ignore: int | None = None) -> int | None:
+    """An entry of ``ids`` (other than ``ignore``) outside [0, size), or None when all fit.
+
+    One ``aminmax`` reads the two extremes from the device. Skipped (None) while ``torch.compile`` traces,
+    which cannot branch on tensor values.
+    """
+    if torch.compiler.is_compiling() or ids.numel() == 0:
+        return None
+    kept = ids if ignore is None else ids.masked_fill(ids == ignore, 0)  # 0 is always in range
+    low, high = (bound.item() for bound in torch.aminmax(kept))
+    return low if low < 0 else high if high >= size else None
+
+
+def check_labels(labels: Tensor, shape: tuple[int, ...], num_classes: int, name: str = "labels") -> None:
+    """Class labels must be integers of ``shape`` in [0, num_classes), or -100 (ignored by the loss).
+
+    Without this, a wrong shape broadcasts or fails deep inside the loss, and an id out of range is an
+    IndexError on the CPU or a device-side assert on CUDA.
+    """
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        what = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
+        raise TypeError(f"{name} must be an integer tensor of class ids, got {what}; convert with {name}.long()")
+    if tuple(labels.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(labels.shape)}, but the inputs need {tuple(shape)}: one per example")
+    bad = out_of_range(labels, num_classes, ignore=-100)
+    if bad is not None:
+        raise ValueError(
+            f"{name} holds {bad}, outside [0, {num_classes}); labels are class ids from 0 to {num_classes - 1}, "
+            "or -100 for a position the loss ignores"
+        )
 
 
 def check_attention_mask(attention_mask: Tensor | None, shape: tuple[int, int]) -> None:
@@ -248,8 +313,8 @@ class DecoderLM(nn.Module):
         """
         offset = len(cache) if cache is not None else 0
         check_token_ids(idx, self.config.vocab_size, self.config.block_size, offset)
-        if targets is not None and targets.shape != idx.shape:
-            raise ValueError(f"targets has shape {tuple(targets.shape)}, idx has {tuple(idx.shape)}; they must match")
+        if targets is not None:
+            check_labels(targets, tuple(idx.shape), self.config.vocab_size, name="targets")
         x = self.transformer(self.embed(idx, offset), is_causal=True, cache=cache)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, vocab_size)
         loss = None

@@ -221,3 +221,19 @@ def test_clear_errors():
         scaled_dot_product_attention(q, k, v, mask=torch.ones(5, 5, dtype=torch.bool), is_causal=True)
     with pytest.raises(ValueError, match="same last size"):
         scaled_dot_product_attention(q, k[..., :3], v)
+    with pytest.raises(TypeError, match="mask has dtype torch.int64; pass mask.bool"):  # would be added: no masking
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(5, 5, dtype=torch.long).tril())
+    for n_head, n_kv_head in ((0, None), (-2, None), (2, 0)):
+        with pytest.raises(ValueError, match="must be a positive int"):
+            MultiHeadAttention(8, n_head, n_kv_head)
+    with pytest.raises(ValueError, match=r"x must be \(batch, time, 8\), got \(5, 8\)"):
+        mha(torch.randn(5, 8))
+    with pytest.raises(ValueError, match=r"x must be \(batch, time, 8\), got \(1, 5, 6\)"):
+        mha(torch.randn(1, 5, 6))
+
+
+def test_a_cache_refuses_keys_of_another_batch():
+    mha, cache = MultiHeadAttention(8, 2).eval(), KVCache()
+    mha(torch.randn(2, 3, 8), is_causal=True, cache=cache)
+    with pytest.raises(ValueError, match=r"holds \(batch, heads\) = \(2, 2\) .* start a fresh KVCache\(\)"):
+        mha(torch.randn(1, 1, 8), is_causal=True, cache=cache)

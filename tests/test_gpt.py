@@ -117,6 +117,16 @@ def test_eos_stops_rows_and_generation():
     assert gpt.generate(prompt, 0).shape == (2, 2)
 
 
+def test_sample_next_refuses_what_would_sample_wrongly():
+    logits = torch.tensor([[0.0, 5.0, 10.0]])
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):  # -1 would favour the least likely
+        sample_next(logits, temperature=-1)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        sample_next(logits, top_p=1.5)
+    with pytest.raises(ValueError, match=r"logits must be a \(batch, vocab\) tensor, got \(3,\)"):
+        sample_next(logits[0])
+
+
 def test_sample_next_filters():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     g = torch.Generator().manual_seed(0)
@@ -229,18 +239,41 @@ def test_clear_errors():
         gpt(torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="empty"):
         gpt(torch.zeros(2, 0, dtype=torch.long))
-    with pytest.raises(ValueError, match="targets has shape"):
+    with pytest.raises(TypeError, match="integer token ids, got dtype torch.uint8"):  # nn.Embedding would refuse it
+        gpt(torch.tensor([[1, 2]], dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"targets has shape \(2, 4\), but the inputs need \(2, 3\)"):
         gpt(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"targets holds 10, outside \[0, 10\)"):
+        gpt(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[1, 10, -100]]))
+    with pytest.raises(ValueError, match="targets holds -1"):
+        gpt(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[1, -1]]))
+    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+        gpt(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2))
+    assert gpt(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[-100, 9]]))[1].isfinite()  # -100 is ignored
+    for bad in (dict(n_inner=0), dict(n_inner=-4), dict(n_inner=2.5)):
+        with pytest.raises(ValueError, match="GPTConfig.n_inner must be a positive int or None"):
+            GPTConfig(**bad)
+    with pytest.raises(ValueError, match="layer_norm_eps must be > 0"):
+        GPTConfig(layer_norm_eps=-1.0)
+    with pytest.raises(ValueError, match=r"dropout is a dropout probability in \[0, 1\)"):
+        GPTConfig(dropout=1.5)
     with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=3"):
         GPTConfig(n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="vocab_size must be a positive int"):
         GPTConfig(vocab_size=0)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
         gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, temperature=-1)
     with pytest.raises(ValueError, match="top_p must be in"):
         gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, top_p=0)
     with pytest.raises(ValueError, match="top_k must be"):
         gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, top_k=0)
+    with pytest.raises(ValueError, match="top_k must be"):
+        gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, top_k=True)
+    with pytest.raises(ValueError, match="temperature must be a number"):
+        gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, temperature=None)
+    for eos in (10, -1, 2.5):
+        with pytest.raises(ValueError, match=r"eos_id must be a token id in \[0, 10\)"):
+            gpt.generate(torch.zeros(1, 1, dtype=torch.long), 3, eos_id=eos)
     with pytest.raises(ValueError, match=r"\(batch, time\)"):
         gpt.generate(torch.zeros(3, dtype=torch.long), 3)
     with pytest.raises(TypeError, match="GPT2LMHeadModel, got BertModel"):

@@ -118,7 +118,11 @@ def test_llama_parameter_count_is_smollm2s():
 
 @pytest.mark.parametrize(
     "bad, match",
-    [(dict(n_head=0), "n_head must be a positive int"), (dict(n_kv_head=4), "not divisible by n_kv_head=4")],
+    [
+        (dict(n_head=0), "n_head must be a positive int"),
+        (dict(n_kv_head=4), "not divisible by n_kv_head=4"),
+        (dict(norm_eps=-1.0), "norm_eps must be > 0"),  # would give NaN logits
+    ],
 )
 def test_bad_configs_are_rejected_with_a_reason(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -129,6 +133,8 @@ def test_out_of_range_token_is_rejected_before_running():
     ours, _ = tiny_pair(tie=True)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         ours(torch.tensor([[1, TINY["vocab_size"]]]))
+    with pytest.raises(ValueError, match="outside the vocabulary"):  # the lens embeds before running the model
+        logit_lens(ours, torch.tensor([[1, TINY["vocab_size"]]]))
 
 
 # ----------------------------------------------------------------------------- GGUF pieces

@@ -96,6 +96,19 @@ def test_config_errors():
         BlockConfig(n_embd=8, n_head=2, norm="batchnorm")
     with pytest.raises(ValueError, match="mlp='relu'"):
         BlockConfig(n_embd=8, n_head=2, mlp="relu")
+    for bad, message in [
+        (dict(d_ff=0), "d_ff must be a positive int or None"),  # 0 must not mean "the default width"
+        (dict(n_head=0), "n_head must be a positive int"),
+        (dict(n_kv_head=0), "n_kv_head must be a positive int or None"),
+        (dict(dropout=1.5), r"dropout is a dropout probability in \[0, 1\)"),
+        (dict(attn_dropout=-0.1), "attn_dropout is a dropout probability"),
+        (dict(norm_eps=-1.0), "norm_eps must be > 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            BlockConfig(**(dict(n_embd=8, n_head=2) | bad))
+    for n_layer in (0, -1):
+        with pytest.raises(ValueError, match="n_layer must be a positive int"):
+            Transformer(BlockConfig(n_embd=8, n_head=2), n_layer)
 
 
 class _LlamaLike(nn.Module):
