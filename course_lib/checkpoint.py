@@ -19,19 +19,21 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 INDEX = "checkpoint.json"
 FORMAT = 1
+DAMAGED = "save it again, or point at another checkpoint"  # the advice for any damaged checkpoint
 
 
 @dataclass
@@ -155,6 +157,7 @@ def save_checkpoint(
         "train_config": dict(train_config) if train_config is not None else None,
         "weights": weights,
         "trainer": trainer if trainer_tensors else None,
+        "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
         "optimizer_param_groups": param_groups,
         "state": dict(state or {}),
     }
@@ -177,16 +180,39 @@ def checkpoint_info(directory: str | os.PathLike) -> dict[str, Any]:
     path = Path(directory)
     index_path = path if path.name == INDEX else path / INDEX
     if not index_path.is_file():
-        where = "the directory exists but has no checkpoint.json" if path.is_dir() else "the path does not exist"
+        where = (
+            "the directory exists but has no checkpoint.json"
+            if path.is_dir()
+            else "that is a file, not a checkpoint directory"
+            if path.is_file()
+            else "the path does not exist"
+        )
         raise FileNotFoundError(
             f"no checkpoint at {str(path)!r}: {where}; pass the directory that save_checkpoint() or a training run "
             "with out_dir wrote"
         )
-    info = json.loads(index_path.read_text())
+    try:
+        info = json.loads(index_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{index_path} is not valid JSON ({err}); the checkpoint is damaged: {DAMAGED}") from err
+    if not isinstance(info, dict):
+        raise ValueError(f"{index_path} holds a JSON {type(info).__name__}, not a checkpoint index: {DAMAGED}")
+    missing = [key for key in ("step", "model_class", "weights", "trainer") if key not in info]
+    if missing:
+        raise ValueError(f"{index_path} lacks the entries {missing} of a checkpoint index: {DAMAGED}")
     if info.get("format") != FORMAT:
         raise ValueError(f"{index_path} has checkpoint format {info.get('format')!r}; this course_lib reads {FORMAT}")
     info["directory"] = str(index_path.parent)
     return info
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Name the file, and what to do, when a checkpoint's tensor file is missing or cut short."""
+    try:
+        yield
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"checkpoint file {str(path)!r} is missing, truncated or corrupt ({err}); {DAMAGED}") from err
 
 
 def _describe_mismatch(info: dict[str, Any], model: nn.Module) -> str | None:
@@ -200,7 +226,8 @@ def _describe_mismatch(info: dict[str, Any], model: nn.Module) -> str | None:
             f"{k}: checkpoint {saved.get(k)!r}, model {ours.get(k)!r}" for k in keys if saved.get(k) != ours.get(k)
         ]
         return "the model configs differ (" + "; ".join(diffs) + ")"
-    with safe_open(Path(info["directory"]) / info["weights"], framework="pt") as f:
+    weights = Path(info["directory"]) / info["weights"]
+    with _reading(weights), safe_open(weights, framework="pt") as f:
         shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     ours_sd = model.state_dict()
     stored_ptrs = {ours_sd[k].data_ptr() for k in shapes if k in ours_sd}
@@ -236,11 +263,20 @@ def load_checkpoint(
             f"checkpoint {info['directory']!r} does not fit this model: {mismatch}; build the model from "
             "checkpoint_info(path)['model_config'] or point at a checkpoint of this model"
         )
-    trainer_tensors = load_file(Path(info["directory"]) / info["trainer"]) if info["trainer"] else {}
+    trainer_tensors = {}
+    if info["trainer"]:
+        with _reading(Path(info["directory"]) / info["trainer"]):
+            trainer_tensors = load_file(Path(info["directory"]) / info["trainer"])
     if optimizer is not None:
-        if info["optimizer_param_groups"] is None:
+        if info.get("optimizer_param_groups") is None:
             raise ValueError(
                 f"checkpoint {info['directory']!r} holds weights only (no optimizer state); it cannot resume"
+            )
+        saved_class = info.get("optimizer_class")
+        if saved_class not in (None, type(optimizer).__name__):
+            raise ValueError(
+                f"checkpoint {info['directory']!r} holds {saved_class} state, but this optimizer is "
+                f"{type(optimizer).__name__}; resume with the optimizer the run was saved with"
             )
         saved_sizes = [len(g["params"]) for g in info["optimizer_param_groups"]]
         our_sizes = [len(g["params"]) for g in optimizer.param_groups]
@@ -249,7 +285,8 @@ def load_checkpoint(
                 f"the optimizer's parameter groups differ: checkpoint {saved_sizes}, this optimizer {our_sizes} "
                 "parameters per group; build the optimizer the same way as the run that saved it"
             )
-    load_model(model, str(Path(info["directory"]) / info["weights"]), strict=True)
+    with _reading(Path(info["directory"]) / info["weights"]):
+        load_model(model, str(Path(info["directory"]) / info["weights"]), strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(_optimizer_from_safe(trainer_tensors, info["optimizer_param_groups"]))
     prefix = "trainer."

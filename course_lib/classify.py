@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from course_lib.data import classification_batches
 from course_lib.gpt import GPT
 from course_lib.train import TrainConfig, configure_optimizer, lr_at
-from course_lib.transformer import check_token_ids
+from course_lib.transformer import check_labels, check_token_ids
 
 
 def last_token_index(attention_mask: Tensor) -> Tensor:
@@ -50,7 +50,7 @@ class GPTForSequenceClassification(nn.Module):
         super().__init__()
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
             raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
-        self.gpt = gpt
+        self.gpt, self.num_labels = gpt, num_labels
         self.head = nn.Linear(gpt.config.n_embd, num_labels)
         nn.init.normal_(self.head.weight, std=0.02)  # small scores at first: the loss starts near ln(num_labels)
         nn.init.zeros_(self.head.bias)
@@ -76,6 +76,8 @@ class GPTForSequenceClassification(nn.Module):
         self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """Class scores (B, num_labels) and, with ``labels`` (B,), the mean cross-entropy."""
+        if labels is not None:
+            check_labels(labels, (len(input_ids),), self.num_labels)
         logits = self.head(self.features(input_ids, attention_mask))  # (B, num_labels)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return logits, loss
@@ -118,7 +120,7 @@ def train_classifier(
     val: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
     pad_id: int = 0,
 ) -> ClassifierHistory:
-    """Fine-tune ``model`` (``model(ids, mask, labels) -> (logits, loss)``) for ``config.max_steps`` steps.
+    """Fine-tune ``model`` (``model(ids, mask, labels=labels) -> (logits, loss)``) for ``config.max_steps`` steps.
 
     Uses the pieces of the language-model loop (``course_lib.train``): AdamW on the parameters that require
     gradients, decay on matrices only, warmup then cosine decay, gradient clipping. Batches of
@@ -126,6 +128,9 @@ def train_classifier(
     ``config.seed``, so two runs with the same seed see the same sentences in the same order. With ``val``,
     accuracy on it is measured every ``config.eval_interval`` steps and at the end.
     """
+    _check_classification_data(model, sequences, labels, "")
+    if val is not None:
+        _check_classification_data(model, *val, "val ")
     device = torch.device(config.device or "cpu")
     model.to(device).train()
     optimizer = configure_optimizer(model, config, device)
@@ -147,7 +152,7 @@ def train_classifier(
         if batch is None:  # a new epoch, in a new shuffled order
             batches = classification_batches(sequences, labels, config.batch_size, pad_id, generator=generator)
             batch = next(batches)
-        _, loss = model(batch.input_ids.to(device), batch.attention_mask.to(device), batch.labels.to(device))
+        _, loss = model(batch.input_ids.to(device), batch.attention_mask.to(device), labels=batch.labels.to(device))
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
@@ -162,3 +167,14 @@ def train_classifier(
         evaluate()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _check_classification_data(model: nn.Module, sequences: Sequence, labels: Sequence[int], split: str) -> None:
+    """Pairs up, and every label is a class of ``model``, before the first step rather than at the end."""
+    if len(sequences) == 0 or len(sequences) != len(labels):
+        raise ValueError(
+            f"{len(sequences)} {split}sequences and {len(labels)} {split}labels; give at least one, paired one to one"
+        )
+    num_labels = getattr(model, "num_labels", None) or getattr(getattr(model, "config", None), "num_labels", None)
+    if num_labels and num_labels > 1:
+        check_labels(torch.as_tensor(labels), (len(labels),), num_labels, name=f"{split}labels")

@@ -345,8 +345,10 @@ def classification_batches(
     by length, cut it into batches and shuffle the batches. Each batch is padded only to its own
     longest sequence. With ``shuffle=False`` (evaluation) the order is by length and deterministic.
     """
-    if len(sequences) != len(labels):
-        raise ValueError(f"{len(sequences)} sequences but {len(labels)} labels; they must pair up one to one")
+    if len(sequences) != len(labels) or len(sequences) == 0:
+        raise ValueError(
+            f"{len(sequences)} sequences and {len(labels)} labels; give at least one, and pair them up one to one"
+        )
     for label, value in (("batch_size", batch_size), ("bucket_batches", bucket_batches)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive int, not {value!r}")

@@ -31,9 +31,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from course_lib.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from course_lib.checkpoint import INDEX, load_checkpoint, save_checkpoint, unwrap
 from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.device import can_compile, get_device
+from course_lib.transformer import out_of_range
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # split name -> a 1-D token stream, or fixed-length (inputs, targets) examples; see train()
@@ -80,11 +81,18 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.lr_decay_steps is None and self.warmup_steps > self.max_steps:
+            raise ValueError(
+                f"TrainConfig.warmup_steps ({self.warmup_steps}) is longer than the run (max_steps={self.max_steps}): "
+                "the learning rate would never reach learning_rate; lower warmup_steps (a tenth of the run is usual)"
+            )
         if self.lr_decay_steps is not None and self.lr_decay_steps < max(1, self.warmup_steps):
             raise ValueError(
                 f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be at least warmup_steps "
                 f"({self.warmup_steps}); use None to decay until max_steps"
             )
+        if not 0 < self.learning_rate < math.inf:  # also refuses NaN
+            raise ValueError(f"TrainConfig.learning_rate must be a positive number, got {self.learning_rate!r}")
         if not 0 <= self.min_lr <= self.learning_rate:
             raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must lie in [0, learning_rate={self.learning_rate}]")
         if self.precision not in PRECISIONS:
@@ -186,6 +194,11 @@ class Trainer:
         self.data = _check_data(data, model, config)
         if resume is not None and not os.path.exists(resume):
             raise FileNotFoundError(f"resume={str(resume)!r} does not exist; pass the out_dir of an earlier run")
+        if resume is None and config.out_dir and os.path.isfile(os.path.join(config.out_dir, INDEX)):
+            raise FileExistsError(  # a fresh run would replace that checkpoint at its first save
+                f"out_dir={config.out_dir!r} already holds a checkpoint; pass resume={config.out_dir!r} to continue "
+                "that run, or choose a new out_dir (or delete the old one) to start afresh"
+            )
         self.rank, self.world_size, local_rank = _init_distributed()
         self.device = _pick_device(config, local_rank if self.world_size > 1 else None)
 
@@ -394,7 +407,14 @@ def train(
 
 # -- checks and choices, all made before any work starts ---------------------------------------------------------
 def _check_data(data: SplitData, model: nn.Module, config: TrainConfig) -> dict[str, Any]:
-    model_block = getattr(getattr(unwrap(model), "config", None), "block_size", None)
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"data must be a dict of splits, e.g. {{'train': ids, 'val': val_ids}}, got {_describe(data)}; "
+            "wrap a single token tensor as {'train': ids} and set eval_interval=0"
+        )
+    model_config = getattr(unwrap(model), "config", None)
+    vocab_size = getattr(model_config, "vocab_size", None)
+    model_block = getattr(model_config, "block_size", None)
     if model_block is not None and config.block_size > model_block:
         raise ValueError(
             f"TrainConfig.block_size={config.block_size} is larger than the model's block_size={model_block} "
@@ -411,7 +431,7 @@ def _check_data(data: SplitData, model: nn.Module, config: TrainConfig) -> dict[
     for split in needed:
         tokens = data[split]
         if isinstance(tokens, (tuple, list)):
-            checked[split] = _check_examples(split, tokens, config)
+            checked[split] = _check_examples(split, tokens, config, vocab_size)
             continue
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
             raise TypeError(f"data[{split!r}] must be a 1-D integer torch.Tensor of token ids, got {_describe(tokens)}")
@@ -426,11 +446,25 @@ def _check_data(data: SplitData, model: nn.Module, config: TrainConfig) -> dict[
                 f"batch_size={config.batch_size} is larger than the {windows} distinct windows of block_size="
                 f"{config.block_size} in data[{split!r}] ({len(tokens)} tokens); lower batch_size or use more data"
             )
+        if vocab_size is not None:  # found now rather than as an IndexError some steps into the run
+            _check_ids(tokens, vocab_size, f"data[{split!r}]")
         checked[split] = tokens.long().cpu()
     return checked
 
 
-def _check_examples(split: str, examples: tuple | list, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_ids(ids: torch.Tensor, vocab_size: int, what: str, ignore: int | None = None) -> None:
+    bad = out_of_range(ids, vocab_size, ignore)
+    if bad is not None:
+        allowed = f" (or {ignore}, ignored by the loss)" if ignore is not None else ""
+        raise ValueError(
+            f"{what} holds the id {bad}, outside the model's vocabulary [0, {vocab_size}){allowed}; "
+            "encode the data with the tokenizer the model was built for"
+        )
+
+
+def _check_examples(
+    split: str, examples: tuple | list, config: TrainConfig, vocab_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) and not t.is_floating_point() else None for t in examples]
     if len(examples) != 2 or None in shapes or len(shapes[0]) != 2 or shapes[0] != shapes[1]:
         raise TypeError(
@@ -448,6 +482,15 @@ def _check_examples(split: str, examples: tuple | list, config: TrainConfig) -> 
             f"batch_size={config.batch_size} is larger than the {n} examples in data[{split!r}]; "
             "lower batch_size or use more examples"
         )
+    empty = (examples[1] == -100).all(dim=1).nonzero().flatten().tolist()
+    if empty:  # a batch of such rows has nothing to average: its loss would be NaN
+        raise ValueError(
+            f"data[{split!r}] has {len(empty)} example(s) whose targets are all -100 (first: row {empty[0]}); "
+            "each example needs at least one target the loss counts, so drop those rows or lengthen block_size"
+        )
+    if vocab_size is not None:
+        _check_ids(examples[0], vocab_size, f"data[{split!r}] inputs")
+        _check_ids(examples[1], vocab_size, f"data[{split!r}] targets", ignore=-100)
     return examples[0].long().cpu(), examples[1].long().cpu()
 
 

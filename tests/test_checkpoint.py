@@ -138,6 +138,45 @@ def test_missing_checkpoint_says_what_is_missing(tmp_path):
         load_checkpoint(tmp_path / "nowhere", make_model())
     with pytest.raises(FileNotFoundError, match="has no checkpoint.json"):
         checkpoint_info(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="that is a file, not a checkpoint directory"):
+        checkpoint_info(tmp_path / "model.pt")
+
+
+def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path):
+    model, optimizer = trained()
+    index = save_checkpoint(tmp_path, model, optimizer, step=3)
+    text = index.read_text()
+    for damage, message in [
+        (text[: len(text) // 2], "checkpoint.json is not valid JSON"),  # cut short
+        ("[1, 2]", "holds a JSON list, not a checkpoint index"),
+        (json.dumps({"format": 1, "step": 3}), r"lacks the entries \['model_class', 'weights', 'trainer'\]"),
+    ]:
+        index.write_text(damage)
+        with pytest.raises(ValueError, match=message + ".*save it again, or point at another checkpoint"):
+            load_checkpoint(tmp_path, make_model())
+    index.write_text(text)
+    for name in ("model-000003.safetensors", "trainer-000003.safetensors"):
+        path = tmp_path / name
+        good = path.read_bytes()
+        path.write_bytes(good[: len(good) // 2])
+        with pytest.raises(ValueError, match=f"checkpoint file .*{name}' is missing, truncated or corrupt"):
+            load_checkpoint(
+                tmp_path, make_model(), configure_optimizer(make_model(), TrainConfig(), torch.device("cpu"))
+            )
+        path.write_bytes(good)
+    load_checkpoint(tmp_path, make_model())  # repaired, it loads again
+
+
+def test_another_optimizers_state_is_refused(tmp_path):
+    model, _ = trained()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()
+    sgd.step()
+    save_checkpoint(tmp_path, model, sgd, step=1)
+    adamw = torch.optim.AdamW(make_model().parameters())
+    with pytest.raises(ValueError, match="holds SGD state, but this optimizer is AdamW"):
+        load_checkpoint(tmp_path, make_model(), adamw)
 
 
 def test_unwrap_sees_through_compile_and_ddp_wrappers():

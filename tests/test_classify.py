@@ -1,5 +1,7 @@
 """GPT sequence classification: equal to Hugging Face's GPT2ForSequenceClassification, padding-invariant."""
 
+import math
+
 import pytest
 import torch
 
@@ -78,6 +80,46 @@ def test_bad_masks_and_labels():
         ours(torch.tensor([[1, 2]]), torch.tensor([[1, 1, 0]]))
     with pytest.raises(ValueError, match="num_labels"):
         GPTForSequenceClassification(ours.gpt, num_labels=1)
+    ids = torch.tensor([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match=r"labels holds 3, outside \[0, 3\)"):
+        ours(ids, labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"labels has shape \(2, 1\), but the inputs need \(2,\)"):
+        ours(ids, labels=torch.tensor([[0], [1]]))
+
+
+def test_train_classifier_refuses_bad_data_before_the_first_step():
+    from course_lib.classify import predict_classes, train_classifier
+    from course_lib.train import TrainConfig
+
+    _, ours = _pair()
+    seqs, labels = [[1, 2], [3, 4, 5], [6]], [0, 1, 2]
+    cfg = TrainConfig(max_steps=2, batch_size=2, warmup_steps=1, eval_interval=0, device="cpu")
+    before = [p.clone() for p in ours.parameters()]
+    for args, message in [
+        ((seqs, [0, 1, 3]), r"labels holds 3, outside \[0, 3\)"),  # found now, not when its batch comes up
+        (([], []), "0 sequences and 0 labels; give at least one"),
+        ((seqs, labels, cfg, (seqs, [1])), "3 val sequences and 1 val labels"),  # would broadcast into accuracy
+        ((seqs, labels, cfg, (seqs, [0, 1, 5])), "val labels holds 5"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            train_classifier(ours, *args[:2], cfg, *args[3:])
+    assert all(torch.equal(a, b) for a, b in zip(before, ours.parameters(), strict=True))  # no step was taken
+    with pytest.raises(ValueError, match="0 sequences"):
+        predict_classes(ours, [])
+
+
+def test_train_classifier_passes_labels_by_name():
+    """BERT's third positional argument is token_type_ids; the loop must not put labels there."""
+    from course_lib.bert import BertConfig, BertForSequenceClassification
+    from course_lib.classify import train_classifier
+    from course_lib.train import TrainConfig
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=40, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    seqs, labels = _toy_task()
+    cfg = TrainConfig(max_steps=3, batch_size=8, warmup_steps=1, eval_interval=0, device="cpu")
+    history = train_classifier(BertForSequenceClassification(config), seqs, labels, cfg)
+    assert len(history.train_loss) == 3 and all(math.isfinite(x) for x in history.train_loss)
 
 
 def _toy_task():

@@ -135,7 +135,7 @@ def test_classification_batches_eval_order_and_errors():
     batches = list(data.classification_batches([[5, 6, 7], [1], [2, 3]], [1, 0, 1], 2, pad_id=9, shuffle=False))
     assert batches[0].input_ids.tolist() == [[1, 9], [2, 3]] and batches[0].index.tolist() == [1, 2]
     assert batches[1].input_ids.tolist() == [[5, 6, 7]] and batches[1].attention_mask.tolist() == [[1, 1, 1]]
-    with pytest.raises(ValueError, match="2 sequences but 1 labels"):
+    with pytest.raises(ValueError, match="2 sequences and 1 labels"):
         data.classification_batches([[1], [2]], [0], 2)
     with pytest.raises(ValueError, match=r"sequences \[1\] are empty"):
         data.classification_batches([[1], []], [0, 1], 2)

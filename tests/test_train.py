@@ -177,11 +177,17 @@ def test_grad_accumulation_equals_the_big_batch():
         (dict(), "no_val", "data has no 'val' split"),
         (dict(block_size=8), "short", "too few for one window"),
         (dict(), "float", "1-D integer torch.Tensor"),
+        (dict(), "big_id", r"data\['val'\] holds the id 13, outside the model's vocabulary \[0, 13\)"),
+        (dict(), "tensor", "data must be a dict of splits"),
     ],
 )
 def test_bad_input_is_refused_before_any_work(overrides, data_change, message):
     data = make_data()
-    if data_change == "no_val":
+    if data_change == "tensor":
+        data = data["train"]
+    elif data_change == "big_id":  # one id past the vocabulary, late in the stream: no step may run first
+        data["val"][-1] = 13
+    elif data_change == "no_val":
         del data["val"]
     elif data_change == "short":
         data["val"] = data["val"][:5]
@@ -203,7 +209,7 @@ def example_data(n: int = 64, block: int = 16) -> dict[str, tuple[torch.Tensor, 
 
 def test_examples_train_on_whole_rows_with_ignored_targets():
     data = example_data()
-    cfg = quick(max_steps=2, eval_interval=0, batch_size=5, block_size=16)
+    cfg = quick(max_steps=2, warmup_steps=1, eval_interval=0, batch_size=5, block_size=16)
     trainer = Trainer(make_model(dropout=0.0), data, cfg)
     x, y = trainer.batch("train")
     replay = sample_example_batch(data["train"], 5, torch.Generator().manual_seed(cfg.seed))
@@ -224,12 +230,25 @@ def test_examples_train_on_whole_rows_with_ignored_targets():
         ("float", dict(block_size=16), "integer tensors"),
         (None, dict(block_size=8), "examples are 16 tokens long but TrainConfig.block_size=8"),
         (None, dict(block_size=16, batch_size=65), "batch_size=65 is larger than the 64 examples"),
+        ("no_target", dict(block_size=16), "1 example\\(s\\) whose targets are all -100 \\(first: row 5\\)"),
+        ("big_target", dict(block_size=16), "targets holds the id 13, .* \\[0, 13\\) \\(or -100"),
+        ("negative_target", dict(block_size=16), "targets holds the id -1"),
     ],
 )
 def test_bad_examples_are_refused(change, overrides, message):
     data = example_data()
     x, y = data["train"]
-    data["train"] = {"one": (x,), "shapes": (x, y[:, :-1]), "float": (x.float(), y)}.get(change, (x, y))
+    no_target, big, negative = y.clone(), y.clone(), y.clone()
+    no_target[5] = -100
+    big[-1, -1], negative[0, -1] = 13, -1
+    data["train"] = {
+        "one": (x,),
+        "shapes": (x, y[:, :-1]),
+        "float": (x.float(), y),
+        "no_target": (x, no_target),
+        "big_target": (x, big),
+        "negative_target": (x, negative),
+    }.get(change, (x, y))
     with pytest.raises((ValueError, TypeError), match=message):
         Trainer(make_model(), data, quick(**overrides))
 
@@ -249,7 +268,13 @@ def test_resume_from_missing_path_says_so(tmp_path):
 def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="unknown training config key 'learning_rte'; did you mean 'learning_rate'"):
         TrainConfig.from_dict({"learning_rte": 1e-3})
-    assert TrainConfig.from_dict({"max_steps": 7}).max_steps == 7
+    assert TrainConfig.from_dict({"max_steps": 7, "warmup_steps": 2}).max_steps == 7
+    with pytest.raises(ValueError, match=r"warmup_steps \(500\) is longer than the run \(max_steps=100\)"):
+        TrainConfig(max_steps=100, warmup_steps=500)
+    assert TrainConfig(max_steps=100, warmup_steps=150, lr_decay_steps=300).warmup_steps == 150  # a run to resume
+    for lr in (0.0, -1e-3, math.nan):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            TrainConfig(learning_rate=lr, min_lr=0.0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -333,3 +358,18 @@ def test_live_loss_plot_redraws_the_history_after_each_evaluation():
     per_step, eval_train, val = calls[-1]
     assert per_step == history.train_loss and eval_train == history.eval_train_loss and val == history.val_loss
     assert plot.ax.get_title() == "tiny" and len(calls[0]) == 2  # before any step: only the two eval curves
+
+
+def test_a_fresh_run_never_overwrites_a_checkpoint(tmp_path):
+    """A second run into the same out_dir without resume= stops before it can replace the first run's checkpoint."""
+    train(make_model(), make_data(), quick(max_steps=4, eval_interval=0, out_dir=str(tmp_path)))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match=f"pass resume={str(tmp_path)!r} to continue"):
+        train(
+            make_model(seed=1), make_data(), quick(max_steps=2, warmup_steps=1, eval_interval=0, out_dir=str(tmp_path))
+        )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    resumed = train(
+        make_model(), make_data(), quick(max_steps=6, eval_interval=0, out_dir=str(tmp_path)), resume=tmp_path
+    )
+    assert resumed.steps == [4, 5]
