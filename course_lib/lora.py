@@ -15,18 +15,23 @@ import torch
 from torch import Tensor, nn
 
 
+def _check_rank(base: nn.Module, r: int, name: str = "") -> None:
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features, base.out_features):
+        raise ValueError(
+            f"LoRA rank r={r!r} must be an int from 1 to min(in, out) = "
+            f"{min(base.in_features, base.out_features)}{' for ' + name if name else ''}; "
+            "pick a small rank such as 4 or 8"
+        )
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable rank-``r`` update ``(alpha / r) * B @ A``."""
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features, base.out_features):
-            raise ValueError(
-                f"LoRA rank r={r!r} must be an int from 1 to min(in, out) = "
-                f"{min(base.in_features, base.out_features)}; pick a small rank such as 4 or 8"
-            )
+        _check_rank(base, r)
         self.base = base
         self.base.requires_grad_(False)
         self.r, self.scale = r, alpha / r
@@ -63,13 +68,21 @@ def add_lora(model: nn.Module, targets: tuple[str, ...], r: int = 8, alpha: floa
     """Freeze every parameter of ``model`` and replace each ``nn.Linear`` whose name ends with one of
     ``targets`` (e.g. ``("attn.c_attn", "attn.c_proj")``) by a ``LoRALinear``; returns the names replaced.
 
-    Modules added to the model afterwards (a new classification head) stay trainable.
+    Modules added to the model afterwards (a new classification head) stay trainable. Every check runs before
+    the model is touched, so a call that fails leaves it as it was.
     """
-    model.requires_grad_(False)
+    if isinstance(targets, str):  # tuple("c_attn") would match every name ending in "c", "_", "a", ...
+        raise TypeError(f"targets must be a tuple of name endings, e.g. ({targets!r},), not a bare string")
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(tuple(targets))]
     if not names:
+        wrapped = [n for n, m in model.named_modules() if isinstance(m, LoRALinear) and n.endswith(tuple(targets))]
+        if wrapped:
+            raise ValueError(f"LoRA is already applied to {wrapped}; apply it once, to a fresh copy of the model")
         linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise ValueError(f"no nn.Linear in the model ends with any of {targets}; its linear layers end with {linears}")
+    for name in names:
+        _check_rank(model.get_submodule(name), r, name)
+    model.requires_grad_(False)
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)

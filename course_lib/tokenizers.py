@@ -29,6 +29,8 @@ def _write_json(path: str | Path, payload: dict) -> None:
 def _read_json(path: str | Path, kind: str) -> dict:
     with open(path, encoding="utf-8") as f:
         payload = json.load(f)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} holds a JSON {type(payload).__name__}, not a tokenizer; use a file .save() wrote")
     if payload.get("type") != kind:
         raise ValueError(f"{path} holds a {payload.get('type')!r} tokenizer, not a {kind!r} one")
     return payload
@@ -239,6 +241,8 @@ class BPETokenizer:
         """
         if not isinstance(text, str) or not text:
             raise ValueError("train needs a non-empty string")
+        if isinstance(special_tokens, str):  # list("<eot>") would make five one-character special tokens
+            raise TypeError(f"special_tokens must be a list of strings, e.g. [{special_tokens!r}], not a bare string")
         special_tokens = list(special_tokens)
         smallest = 256 + len(special_tokens)
         if not isinstance(vocab_size, int) or vocab_size < smallest:

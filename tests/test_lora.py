@@ -83,3 +83,22 @@ def test_bad_arguments():
         LoRALinear(nn.Linear(8, 4), r=5)
     with pytest.raises(ValueError, match="no nn.Linear in the model ends with"):
         add_lora(nn.Sequential(nn.Linear(4, 4)), ("attn.c_attn",))
+
+
+def test_a_refused_add_lora_leaves_the_model_untouched():
+    def fresh() -> GPT:
+        torch.manual_seed(0)
+        return GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=4, n_embd=32))
+
+    model = fresh()
+    with pytest.raises(TypeError, match=r"targets must be a tuple of name endings, e.g. \('c_attn',\)"):
+        add_lora(model, "c_attn")  # as a tuple of letters it would also wrap mlp.c_fc (ends with "c")
+    with pytest.raises(ValueError, match="r=0"):
+        add_lora(model, ("c_attn",), r=0)
+    with pytest.raises(ValueError, match="r=24 .* = 20 for lm_head"):  # c_attn fits rank 24, lm_head (20 out) does not
+        add_lora(model, ("c_attn", "lm_head"), r=24)
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    assert count_trainable(model) == count_trainable(fresh())  # nothing was frozen
+    add_lora(model, ("c_attn",), r=4)
+    with pytest.raises(ValueError, match="LoRA is already applied to"):
+        add_lora(model, ("c_attn",), r=4)

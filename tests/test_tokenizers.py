@@ -199,6 +199,8 @@ def test_bpe_errors(bpe):
         bpe.encode(b"hello")
     with pytest.raises(ValueError, match="id 4096 at position 0"):
         bpe.decode([4096])
+    with pytest.raises(TypeError, match=r"special_tokens must be a list of strings, e.g. \['<eot>'\]"):
+        BPETokenizer.train("the cat", 300, special_tokens="<eot>")  # not five one-letter special tokens
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,3 +282,6 @@ def test_wordpiece_save_load_and_errors(tmp_path):
         WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"])
     with pytest.raises(ValueError, match="holds a 'wordpiece' tokenizer, not a 'bpe' one"):
         BPETokenizer.load(tmp_path / "wp.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="holds a JSON list, not a tokenizer"):
+        WordPieceTokenizer.load(tmp_path / "list.json")
