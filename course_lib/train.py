@@ -197,7 +197,8 @@ class Trainer:
         if resume is None and config.out_dir and os.path.isfile(os.path.join(config.out_dir, INDEX)):
             raise FileExistsError(  # a fresh run would replace that checkpoint at its first save
                 f"out_dir={config.out_dir!r} already holds a checkpoint; pass resume={config.out_dir!r} to continue "
-                "that run, or choose a new out_dir (or delete the old one) to start afresh"
+                f"that run (--resume {config.out_dir} on the command line), or start afresh in a new out_dir "
+                "(--set train.out_dir=...) or after deleting the old one"
             )
         self.rank, self.world_size, local_rank = _init_distributed()
         self.device = _pick_device(config, local_rank if self.world_size > 1 else None)
