@@ -245,6 +245,11 @@ class Trainer:
             )
             with sync, self.autocast:
                 _, loss = self.model(x, y)
+                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                    raise TypeError(
+                        f"model(x, y) must return (logits, loss) with the loss a scalar tensor, got {_describe(loss)}; "
+                        "train() fits language models whose second argument is the targets"
+                    )
                 loss = loss / accum  # the mean over all micro-batches, not their sum
             self.scaler.scale(loss).backward()
             total += loss.detach()

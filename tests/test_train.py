@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,7 @@ def test_grad_accumulation_equals_the_big_batch():
     [
         (dict(batch_size=600), None, "batch_size=600 is larger than the 492 distinct windows"),
         (dict(block_size=32), None, "larger than the model's block_size=16"),
+        (dict(block_size=17), None, "block_size=17 is larger than the model's block_size=16"),
         (dict(), "no_val", "data has no 'val' split"),
         (dict(block_size=8), "short", "too few for one window"),
         (dict(), "float", "1-D integer torch.Tensor"),
@@ -269,6 +271,8 @@ def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="unknown training config key 'learning_rte'; did you mean 'learning_rate'"):
         TrainConfig.from_dict({"learning_rte": 1e-3})
     assert TrainConfig.from_dict({"max_steps": 7, "warmup_steps": 2}).max_steps == 7
+    with pytest.raises(ValueError, match=r"lr_decay_steps \(50\) must be at least warmup_steps \(100\)"):
+        TrainConfig(warmup_steps=100, lr_decay_steps=50)
     with pytest.raises(ValueError, match=r"warmup_steps \(500\) is longer than the run \(max_steps=100\)"):
         TrainConfig(max_steps=100, warmup_steps=500)
     assert TrainConfig(max_steps=100, warmup_steps=150, lr_decay_steps=300).warmup_steps == 150  # a run to resume
@@ -373,3 +377,61 @@ def test_a_fresh_run_never_overwrites_a_checkpoint(tmp_path):
         make_model(), make_data(), quick(max_steps=6, eval_interval=0, out_dir=str(tmp_path)), resume=tmp_path
     )
     assert resumed.steps == [4, 5]
+
+
+def test_gradients_are_clipped_before_the_step():
+    """The optimizer must see a total gradient norm of at most grad_clip (the raw one here is far above it)."""
+    trainer = Trainer(make_model(), make_data(), quick(grad_clip=0.05, eval_interval=0))
+
+    def total_norm() -> float:
+        return torch.stack([p.grad.norm() for p in trainer.raw_model.parameters()]).norm().item()
+
+    norms = []
+    trainer.optimizer.register_step_pre_hook(lambda *_: norms.append(total_norm()))
+    trainer.backward()
+    raw = total_norm()
+    trainer.update()
+    assert raw > 0.5 and norms[0] == pytest.approx(0.05, rel=1e-4)
+
+
+def test_evaluate_is_the_mean_loss_over_the_same_fixed_batches():
+    cfg = quick(eval_batches=3)
+    trainer = Trainer(make_model(dropout=0.0), make_data(), cfg)
+    losses = trainer.evaluate()
+    for split in ("train", "val"):
+        g = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # the evaluation generator of rank 0
+        with torch.no_grad():
+            by_hand = [trainer.model(*trainer.batch(split, g))[1].item() for _ in range(3)]
+        assert losses[split] == pytest.approx(sum(by_hand) / 3, rel=1e-6)
+    assert trainer.evaluate() == losses  # and again the same batches
+
+
+def test_periodic_checkpoints_fall_on_multiples_of_the_interval_and_at_the_end(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(Trainer, "save", lambda self, directory: saved.append(self.step))
+    train(make_model(), make_data(), quick(max_steps=5, eval_interval=0, out_dir=str(tmp_path), checkpoint_interval=2))
+    assert saved == [2, 4, 5]
+
+
+def test_tokens_per_second_counts_every_micro_batch(monkeypatch):
+    """With a clock that advances one second per step, tokens/s is the tokens of one optimizer step."""
+    clock = iter(range(1000))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock) * 0.5)  # each call: half a second later
+    cfg = quick(max_steps=3, eval_interval=0, grad_accum_steps=2)
+    history = train(make_model(), make_data(), cfg)
+    assert history.tokens_per_s == cfg.batch_size * cfg.block_size * 2 / 0.5  # t0 and the time after: 0.5 s a step
+
+
+def test_a_model_that_returns_no_loss_is_named_at_the_first_step():
+    """BERT's masked-LM head reads model(x, y) as (input_ids, attention_mask) and returns no loss."""
+
+    class NoLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config, self.w = TinyConfig(), nn.Linear(2, 2)
+
+        def forward(self, x, attention_mask=None):
+            return x.float(), None
+
+    with pytest.raises(TypeError, match="must return \\(logits, loss\\) with the loss a scalar tensor, got a NoneType"):
+        train(NoLoss(), make_data(), quick(eval_interval=0))
