@@ -237,3 +237,24 @@ def test_a_cache_refuses_keys_of_another_batch():
     mha(torch.randn(2, 3, 8), is_causal=True, cache=cache)
     with pytest.raises(ValueError, match=r"holds \(batch, heads\) = \(2, 2\) .* start a fresh KVCache\(\)"):
         mha(torch.randn(1, 1, 8), is_causal=True, cache=cache)
+
+
+def test_attention_dropout_applies_when_the_weights_are_returned():
+    torch.manual_seed(0)
+    mha, x = MultiHeadAttention(8, 2, attn_dropout=0.5), torch.randn(2, 6, 8)
+    eval_out = mha.eval()(x, is_causal=True, need_weights=True)[0]
+    train_out = mha.train()(x, is_causal=True, need_weights=True)[0]
+    assert not torch.allclose(train_out, eval_out)  # the explicit path must drop weights too
+
+
+def test_rotary_angles_are_computed_in_float32_even_for_bf16():
+    positions = torch.tensor([1000, 1004])
+    cos, sin = rotary_cos_sin(positions, 8, 10_000.0, torch.bfloat16)
+    cos32, sin32 = rotary_cos_sin(positions, 8, 10_000.0, torch.float32)
+    assert torch.equal(cos, cos32.to(torch.bfloat16)) and torch.equal(sin, sin32.to(torch.bfloat16))
+    assert not torch.equal(cos[0], cos[1])  # bf16 positions would both round to 1000
+
+
+def test_rotary_needs_an_even_head_dim():
+    with pytest.raises(ValueError, match="head_dim must be even, got 5"):
+        MultiHeadAttention(10, 2, rope_base=10_000.0)

@@ -248,6 +248,24 @@ def test_clear_errors(tmp_path):
             BertConfig(**(small | bad))
 
 
+def test_fresh_weights_follow_berts_initialisation():
+    config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    model = BertForSequenceClassification(BertConfig(**(vars(config) | dict(pad_token_id=3, classifier_dropout=0.0))))
+    assert model.bert.embeddings.word_embeddings.weight[3].eq(0).all()  # the padding row starts at zero
+    assert model.dropout.p == 0.0  # an explicit 0 is not "unset"
+    assert BertForSequenceClassification(config).dropout.p == config.hidden_dropout_prob
+
+
+def test_masked_lm_head_uses_the_tanh_gelu_of_gelu_new():
+    hf = _hf_model("BertForMaskedLM", SHAPES[2])  # hidden_act "gelu_new"
+    with torch.no_grad():  # inputs large enough that the exact and the tanh GELU differ by far more than 1e-5
+        hf.cls.predictions.transform.dense.weight.normal_(0, 1.0)
+    ours = BertForMaskedLM.from_hf(hf).eval()
+    ids, mask, types = _padded_batch(SHAPES[2][4], SHAPES[2][5])
+    with torch.no_grad():
+        _report("BertForMaskedLM gelu_new head", ours(ids, mask, types)[0], hf(ids, mask, types).logits, mask)
+
+
 def test_heads_refuse_labels_that_would_broadcast_or_index_out_of_range():
     small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
     ids = torch.ones(2, 3, dtype=torch.long)

@@ -168,6 +168,37 @@ def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path):
     load_checkpoint(tmp_path, make_model())  # repaired, it loads again
 
 
+def test_an_optimizer_built_another_way_is_refused_before_the_weights_change(tmp_path):
+    model, optimizer = trained()
+    save_checkpoint(tmp_path, model, optimizer, step=3)
+    fresh = make_model(seed=1)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    matrices = [p for p in fresh.parameters() if p.dim() >= 2]
+    vectors = [p for p in fresh.parameters() if p.dim() < 2]
+    moved = torch.optim.AdamW([{"params": matrices + vectors[:1]}, {"params": vectors[1:]}])  # one bias moved over
+    with pytest.raises(ValueError, match="parameter groups differ"):
+        load_checkpoint(tmp_path, fresh, moved)
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_a_compiled_model_loads_its_plain_checkpoint(tmp_path):
+    model, _ = trained()
+    save_checkpoint(tmp_path, model, step=1)
+    fresh = make_model(seed=1)
+    load_checkpoint(tmp_path, torch.compile(fresh))  # no forward pass: nothing is compiled
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
+
+
+def test_an_index_without_a_format_is_refused(tmp_path):
+    model, _ = trained()
+    index = save_checkpoint(tmp_path, model, step=1)
+    info = json.loads(index.read_text())
+    del info["format"]
+    index.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="checkpoint format None; this course_lib reads 1"):
+        checkpoint_info(tmp_path)
+
+
 def test_another_optimizers_state_is_refused(tmp_path):
     model, _ = trained()
     sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -137,6 +137,8 @@ def test_classification_batches_eval_order_and_errors():
     assert batches[1].input_ids.tolist() == [[5, 6, 7]] and batches[1].attention_mask.tolist() == [[1, 1, 1]]
     with pytest.raises(ValueError, match="2 sequences and 1 labels"):
         data.classification_batches([[1], [2]], [0], 2)
+    with pytest.raises(ValueError, match="1 sequences and 2 labels"):
+        data.classification_batches([[1]], [0, 1], 2)
     with pytest.raises(ValueError, match=r"sequences \[1\] are empty"):
         data.classification_batches([[1], []], [0, 1], 2)
     with pytest.raises(ValueError, match="batch_size must be a positive int, not 0"):
@@ -254,3 +256,26 @@ def test_rebuild_is_byte_identical(tmp_path):
     assert built
     for name, sha in built.items():
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == sha, f"{name} differs after rebuild"
+
+
+def test_unshuffled_batches_are_sorted_by_length_across_the_whole_set():
+    lengths = torch.randint(1, 40, (500,), generator=torch.Generator().manual_seed(0)).tolist()
+    sequences = [[1] * n for n in lengths]
+    batches = data.classification_batches(sequences, [0] * 500, 8, shuffle=False, bucket_batches=2)
+    order = [lengths[i] for b in batches for i in b.index.tolist()]
+    assert order == sorted(lengths)  # not just within buckets of 16
+
+
+def test_shuffled_batches_do_not_run_short_to_long():
+    lengths = torch.randint(1, 40, (500,), generator=torch.Generator().manual_seed(0)).tolist()
+    sequences = [[1] * n for n in lengths]
+    g = torch.Generator().manual_seed(0)
+    batches = data.classification_batches(sequences, [0] * 500, 8, generator=g, bucket_batches=100)  # one bucket
+    longest = [b.input_ids.shape[1] for b in batches]
+    assert longest != sorted(longest) and longest != sorted(longest, reverse=True)
+
+
+def test_example_batches_reach_every_row():
+    inputs = torch.arange(3)[:, None].expand(3, 4)
+    x, _ = data.sample_example_batch((inputs, inputs), 300, torch.Generator().manual_seed(0))
+    assert set(x[:, 0].tolist()) == {0, 1, 2}

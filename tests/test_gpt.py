@@ -127,6 +127,24 @@ def test_sample_next_refuses_what_would_sample_wrongly():
         sample_next(logits[0])
 
 
+def test_from_hf_keeps_the_checkpoints_layer_norm_epsilon():
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10, layer_norm_epsilon=0.5)
+    ).eval()
+    gpt = GPT.from_hf(hf).eval()
+    assert gpt.config.layer_norm_eps == 0.5  # a large eps, so a default 1e-5 would change the logits
+    idx = torch.randint(0, 10, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(gpt(idx)[0], hf(idx).logits, rtol=0, atol=1e-5)
+
+
+def test_top_k_above_the_vocabulary_keeps_every_token():
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    drawn = sample_next(logits.expand(4000, 5), top_k=10, generator=torch.Generator().manual_seed(0))
+    assert set(drawn.flatten().tolist()) == {0, 1, 2, 3, 4}
+
+
 def test_sample_next_filters():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     g = torch.Generator().manual_seed(0)
@@ -243,6 +261,8 @@ def test_clear_errors():
         gpt(torch.tensor([[1, 2]], dtype=torch.uint8))
     with pytest.raises(ValueError, match=r"targets has shape \(2, 4\), but the inputs need \(2, 3\)"):
         gpt(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"targets has shape \(3, 2\), but the inputs need \(2, 3\)"):
+        gpt(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long))  # same count, misaligned
     with pytest.raises(ValueError, match=r"targets holds 10, outside \[0, 10\)"):
         gpt(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[1, 10, -100]]))
     with pytest.raises(ValueError, match="targets holds -1"):
@@ -255,8 +275,9 @@ def test_clear_errors():
             GPTConfig(**bad)
     with pytest.raises(ValueError, match="layer_norm_eps must be > 0"):
         GPTConfig(layer_norm_eps=-1.0)
-    with pytest.raises(ValueError, match=r"dropout is a dropout probability in \[0, 1\)"):
-        GPTConfig(dropout=1.5)
+    for p in (1.0, 1.5):  # 1.0 would zero every activation
+        with pytest.raises(ValueError, match=r"dropout is a dropout probability in \[0, 1\)"):
+            GPTConfig(dropout=p)
     with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=3"):
         GPTConfig(n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="vocab_size must be a positive int"):
@@ -283,6 +304,11 @@ def test_clear_errors():
     )
     with pytest.raises(ValueError, match="scale_attn_by_inverse_layer_idx=True"):
         GPT.from_hf(hf)
+    unscaled = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10, scale_attn_weights=False)
+    )
+    with pytest.raises(ValueError, match="scale_attn_weights"):
+        GPT.from_hf(unscaled)
 
 
 def test_top_level_exports():

@@ -145,6 +145,54 @@ def llama_cpp_permute(w: torch.Tensor, n_head: int) -> torch.Tensor:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
+def tiny_gguf(tie: bool, norm_eps: float = 1e-3) -> tuple[Llama, GGUFFile]:
+    """A tiny Llama and the GGUF file llama.cpp's converter would write for it (names, permuted q/k rows)."""
+    torch.manual_seed(0)
+    model = Llama(LlamaConfig(**TINY, norm_eps=norm_eps, tie_embeddings=tie)).eval()
+    c, sd = model.config, {k: v.detach().numpy() for k, v in to_hf_state_dict(model).items()}
+    names = {"self_attn.o_proj": "attn_output", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    names |= {"mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    tensors = {"token_embd.weight": sd["model.embed_tokens.weight"], "output_norm.weight": sd["model.norm.weight"]}
+    if not tie:
+        tensors["output.weight"] = sd["lm_head.weight"]
+    for i in range(c.n_layer):
+        p = f"model.layers.{i}."
+        for hf, ours in names.items():
+            tensors[f"blk.{i}.{ours}.weight"] = sd[f"{p}{hf}.weight"]
+        for x, heads in (("q", c.n_head), ("k", c.n_kv_head)):
+            w = torch.from_numpy(sd[f"{p}self_attn.{x}_proj.weight"])
+            tensors[f"blk.{i}.attn_{x}.weight"] = llama_cpp_permute(w, heads).numpy()
+        tensors[f"blk.{i}.attn_v.weight"] = sd[f"{p}self_attn.v_proj.weight"]
+    metadata = {
+        "general.architecture": "llama",
+        "tokenizer.ggml.tokens": [str(i) for i in range(c.vocab_size)],
+        "llama.block_count": c.n_layer,
+        "llama.attention.head_count": c.n_head,
+        "llama.attention.head_count_kv": c.n_kv_head,
+        "llama.embedding_length": c.n_embd,
+        "llama.feed_forward_length": c.d_ff,
+        "llama.rope.freq_base": c.rope_base,
+        "llama.attention.layer_norm_rms_epsilon": norm_eps,
+        "llama.context_length": c.block_size,
+    }
+    return model, GGUFFile(metadata, tensors, stored_bytes=0, tensor_types={})
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_a_gguf_file_round_trips_into_the_same_model(tie):
+    model, gguf = tiny_gguf(tie)
+    loaded = llama_from_gguf(gguf)
+    assert loaded.config == model.config  # norm_eps 1e-3 and the tie come from the file, not the defaults
+    assert (loaded.lm_head.weight is loaded.wte.weight) == tie
+    assert loaded.num_params() == model.num_params()
+    idx = torch.randint(0, TINY["vocab_size"], (1, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(idx)[0], model(idx)[0], rtol=0, atol=1e-5)
+    gguf.metadata["llama.rope.dimension_count"] = TINY["n_embd"] // TINY["n_head"] // 2
+    with pytest.raises(ValueError, match="partial RoPE"):
+        config_from_gguf(gguf)
+
+
 def test_unpermute_rotary_inverts_llama_cpps_permutation():
     w = torch.randn(6 * 8, 5)  # 6 heads of size 8
     assert torch.equal(unpermute_rotary(llama_cpp_permute(w, 6), 6), w)
@@ -193,6 +241,7 @@ def test_q4_1_block_dequantized_by_hand(smollm2):
 def test_smollm2_config_from_metadata(smollm2):
     c = config_from_gguf(smollm2)
     assert c == LlamaConfig(norm_eps=c.norm_eps)  # the defaults are SmolLM2-135M's
+    assert c.norm_eps == float(smollm2.metadata["llama.attention.layer_norm_rms_epsilon"])
     assert abs(c.norm_eps - 1e-5) < 1e-12
 
 
@@ -212,6 +261,7 @@ def test_smollm2_logits_match_transformers_reading_the_same_file(smollm2):
     assert hf.lm_head.weight is hf.model.embed_tokens.weight
 
     ours = llama_from_gguf(smollm2)
+    assert ours.lm_head.weight is ours.wte.weight  # tied again after loading with assign=True
     idx = torch.tensor([[1, 9690, 198, 2683, 359, 253, 5356, 28, 2, 198, 1, 4093, 198, 1780, 314, 3575, 282, 4649, 47]])
     with torch.no_grad():
         got, want = ours(idx)[0], hf(idx).logits

@@ -85,6 +85,14 @@ def test_bad_arguments():
         add_lora(nn.Sequential(nn.Linear(4, 4)), ("attn.c_attn",))
 
 
+def test_the_update_is_scaled_by_alpha_over_r():
+    layer, x = _trained_lora(r=4)  # alpha 8: scale 2
+    assert layer.scale == 2.0
+    with torch.no_grad():
+        by_hand = layer.base(x) + 2.0 * (x @ layer.A.T @ layer.B.T)
+        torch.testing.assert_close(layer(x), by_hand)
+
+
 def test_a_refused_add_lora_leaves_the_model_untouched():
     def fresh() -> GPT:
         torch.manual_seed(0)

@@ -106,6 +106,9 @@ def test_config_errors():
     ]:
         with pytest.raises(ValueError, match=message):
             BlockConfig(**(dict(n_embd=8, n_head=2) | bad))
+    torch.manual_seed(0)
+    explicit = Block(BlockConfig(n_embd=10, n_head=3, head_dim=4))  # 10 is not divisible by 3, and need not be
+    assert explicit(torch.randn(2, 5, 10), is_causal=True).shape == (2, 5, 10)
     for n_layer in (0, -1):
         with pytest.raises(ValueError, match="n_layer must be a positive int"):
             Transformer(BlockConfig(n_embd=8, n_head=2), n_layer)
@@ -208,5 +211,8 @@ def test_check_token_ids_errors():
     with pytest.raises(ValueError, match="token id -1 is outside"):
         check_token_ids(torch.tensor([[-1, 3]]), 10, 8)
     check_token_ids(torch.tensor([[0, 9]]), 10, 8)  # the edges are fine
+    with pytest.raises(ValueError, match="2 tokens after 7 cached is longer than the 8 positions.*last 1 tokens"):
+        check_token_ids(torch.zeros(1, 2, dtype=torch.long), 10, 8, offset=7)  # the cache counts towards the window
+    check_token_ids(torch.zeros(1, 1, dtype=torch.long), 10, 8, offset=7)
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 3\).*\(2, 4\)"):
         check_attention_mask(torch.ones(2, 3), (2, 4))
