@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from course_lib.checkpoint import INDEX, load_checkpoint, save_checkpoint, unwrap
 from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.device import can_compile, get_device
-from course_lib.transformer import out_of_range
+from course_lib.transformer import check_positive_ints, out_of_range
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # split name -> a 1-D token stream, or fixed-length (inputs, targets) examples; see train()
@@ -72,11 +72,7 @@ class TrainConfig:
     progress: bool = True  # tqdm bar with loss and tokens/s
 
     def __post_init__(self) -> None:
-        positive = ("max_steps", "batch_size", "block_size", "grad_accum_steps", "eval_batches")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("max_steps", "batch_size", "block_size", "grad_accum_steps", "eval_batches"))
         for name in ("warmup_steps", "eval_interval", "checkpoint_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

@@ -279,7 +279,7 @@ def test_config_rejects_unknown_keys_and_bad_values():
     for lr in (0.0, -1e-3, math.nan):
         with pytest.raises(ValueError, match="learning_rate must be a positive number"):
             TrainConfig(learning_rate=lr, min_lr=0.0)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="TrainConfig.batch_size must be a positive int"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp8")
