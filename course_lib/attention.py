@@ -17,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from course_lib.checks import check_positive_int
+
 
 def scaled_dot_product_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, is_causal: bool = False
@@ -159,9 +161,9 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        for name, value in (("n_embd", n_embd), ("n_head", n_head), ("n_kv_head", n_kv_head), ("head_dim", head_dim)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in (("n_embd", n_embd), ("n_head", n_head), ("n_kv_head", n_kv_head)):
+            check_positive_int(name, value)
+        check_positive_int("head_dim", head_dim, optional=True)
         if head_dim is None and n_embd % n_head != 0:
             raise ValueError(
                 f"n_embd={n_embd} is not divisible by n_head={n_head}; each head gets n_embd // n_head "

@@ -20,15 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.transformer import (
-    BlockConfig,
-    Transformer,
-    check_attention_mask,
-    check_labels,
-    check_positive_ints,
-    check_probability,
-    check_token_ids,
-)
+from course_lib.checks import check_positive_ints, check_probability
+from course_lib.transformer import BlockConfig, Transformer, check_attention_mask, check_labels, check_token_ids
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 

@@ -263,10 +263,11 @@ def load_checkpoint(
             f"checkpoint {info['directory']!r} does not fit this model: {mismatch}; build the model from "
             "checkpoint_info(path)['model_config'] or point at a checkpoint of this model"
         )
+    directory = Path(info["directory"])
     trainer_tensors = {}
     if info["trainer"]:
-        with _reading(Path(info["directory"]) / info["trainer"]):
-            trainer_tensors = load_file(Path(info["directory"]) / info["trainer"])
+        with _reading(directory / info["trainer"]):
+            trainer_tensors = load_file(directory / info["trainer"])
     if optimizer is not None:
         if info.get("optimizer_param_groups") is None:
             raise ValueError(
@@ -285,8 +286,8 @@ def load_checkpoint(
                 f"the optimizer's parameter groups differ: checkpoint {saved_sizes}, this optimizer {our_sizes} "
                 "parameters per group; build the optimizer the same way as the run that saved it"
             )
-    with _reading(Path(info["directory"]) / info["weights"]):
-        load_model(model, str(Path(info["directory"]) / info["weights"]), strict=True)
+    with _reading(directory / info["weights"]):
+        load_model(model, str(directory / info["weights"]), strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(_optimizer_from_safe(trainer_tensors, info["optimizer_param_groups"]))
     prefix = "trainer."

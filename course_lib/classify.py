@@ -50,10 +50,14 @@ class GPTForSequenceClassification(nn.Module):
         super().__init__()
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
             raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
-        self.gpt, self.num_labels = gpt, num_labels
+        self.gpt = gpt
         self.head = nn.Linear(gpt.config.n_embd, num_labels)
         nn.init.normal_(self.head.weight, std=0.02)  # small scores at first: the loss starts near ln(num_labels)
         nn.init.zeros_(self.head.bias)
+
+    @property
+    def num_labels(self) -> int:
+        return self.head.out_features
 
     def features(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """(B, T) ids -> (B, C): the final hidden state of each row's last real token."""

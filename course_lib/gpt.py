@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_positive_ints, check_probability
+from course_lib.checks import check_positive_ints, check_probability
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer
 
 HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 

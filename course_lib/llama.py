@@ -17,8 +17,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from course_lib.checks import check_positive_ints
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
-from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_positive_ints, check_token_ids
+from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_token_ids
 
 # ----------------------------------------------------------------------------- reading GGUF files
 

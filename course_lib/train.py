@@ -32,9 +32,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from course_lib.checkpoint import INDEX, load_checkpoint, save_checkpoint, unwrap
+from course_lib.checks import check_positive_ints
 from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.device import can_compile, get_device
-from course_lib.transformer import check_positive_ints, out_of_range
+from course_lib.transformer import out_of_range
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # split name -> a 1-D token stream, or fixed-length (inputs, targets) examples; see train()

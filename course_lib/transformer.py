@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.attention import KVCache, MultiHeadAttention
+from course_lib.checks import check_positive_int, check_positive_ints, check_probability
 from course_lib.generate import generate
 
 NORMS = ("layernorm", "rmsnorm")
@@ -75,27 +76,6 @@ class BlockConfig:
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; each head gets n_embd // n_head "
                 f"dimensions, so choose n_head from the divisors of n_embd"
             )
-
-
-def check_positive_ints(config: object, names: tuple[str, ...], optional: bool = False) -> None:
-    """Raise unless each named field of ``config`` is an int >= 1 (or None, where ``optional``).
-
-    A zero or negative size would otherwise build a model with empty layers, or fail later inside torch.
-    """
-    for name in names:
-        value = getattr(config, name)
-        if optional and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            either = " or None" if optional else ""
-            raise ValueError(f"{type(config).__name__}.{name} must be a positive int{either}, got {value!r}")
-
-
-def check_probability(config: object, name: str) -> None:
-    """Raise unless the dropout probability ``config.name`` lies in [0, 1)."""
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{type(config).__name__}.{name} is a dropout probability in [0, 1), got {value!r}")
 
 
 class RMSNorm(nn.Module):
@@ -186,8 +166,7 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: BlockConfig, n_layer: int) -> None:
         super().__init__()
-        if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
-            raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
+        check_positive_int("n_layer", n_layer)
         self.h = nn.ModuleList(Block(cfg) for _ in range(n_layer))
         self.ln_f = make_norm(cfg) if cfg.prenorm else None
 
