@@ -9,7 +9,8 @@ unchanged targets force it to keep a good representation of every token, since a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import torch
@@ -27,7 +28,7 @@ def mask_tokens(
     input_ids: Tensor,
     mask_id: int,
     vocab_size: int,
-    special_ids: Sequence[int] = (),
+    special_ids: Collection[int] = (),
     mask_prob: float = 0.15,
     generator: torch.Generator | None = None,
 ) -> MaskedBatch:
@@ -45,6 +46,13 @@ def mask_tokens(
         raise ValueError(f"mask_prob must lie strictly between 0 and 1 (BERT uses 0.15), got {mask_prob!r}")
     if not 0 <= mask_id < vocab_size:
         raise ValueError(f"mask_id={mask_id} is not an id of a vocabulary of vocab_size={vocab_size}")
+    if isinstance(special_ids, (str, Tensor)) or not isinstance(special_ids, Collection):
+        raise TypeError(
+            f"special_ids must be a list, tuple or set of token ids ([CLS], [SEP], [PAD], ...), got {special_ids!r}; "
+            "pass () if no token is special"
+        )
+    if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in special_ids):
+        raise TypeError(f"special_ids must hold int token ids, got {list(special_ids)!r}")
     if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
         raise ValueError(
             f"input_ids hold ids in [{input_ids.min().item()}, {input_ids.max().item()}] but vocab_size={vocab_size}; "
@@ -55,7 +63,7 @@ def mask_tokens(
     v = torch.rand(shape, generator=generator)
     r = torch.randint(vocab_size, shape, generator=generator)
     ids = input_ids.cpu().long()
-    special = torch.isin(ids, torch.tensor(list(special_ids), dtype=torch.long))
+    special = torch.isin(ids, torch.tensor([int(i) for i in special_ids], dtype=torch.long))
     target = (u < mask_prob) & ~special
     labels = torch.where(target, ids, torch.full_like(ids, IGNORE_INDEX))
     masked = torch.where(target & (v < 0.8), torch.full_like(ids, mask_id), ids)

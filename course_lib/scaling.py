@@ -84,6 +84,20 @@ def addition_stream(problems: list[tuple[str, str]], tokenizer: CharTokenizer) -
     return torch.tensor(tokenizer.encode("".join(p + a + "\n" for p, a in problems)), dtype=torch.long)
 
 
+def _layout(problems: list[tuple[str, str]]) -> tuple[int, int]:
+    """The (prompt, answer) lengths every problem shares: one row per problem needs one layout."""
+    if not problems:
+        raise ValueError("problems is empty; build some with addition_problems(n, n_digits, generator)")
+    lengths = {(len(p), len(a)) for p, a in problems}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"all problems must share one layout (prompt, answer lengths), got {sorted(lengths)}; "
+            "build them with one n_digits"
+        )
+    ((n_prompt, n_answer),) = lengths
+    return n_prompt, n_answer
+
+
 def addition_examples(problems: list[tuple[str, str]], tokenizer: CharTokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     """One problem per row as ``(inputs, targets)``, both ``(N, L - 1)``, for ``course_lib.train``.
 
@@ -91,9 +105,7 @@ def addition_examples(problems: list[tuple[str, str]], tokenizer: CharTokenizer)
     operands are random and cannot be predicted, and training on them would only add noise to the gradient.
     Every step then teaches the answer digits alone, which makes the task learnable in a few hundred steps.
     """
-    if not problems:
-        raise ValueError("problems is empty; build some with addition_problems(n, n_digits, generator)")
-    n_prompt = len(problems[0][0])
+    n_prompt, _ = _layout(problems)
     ids = torch.tensor([tokenizer.encode(p + a) for p, a in problems])  # (N, L), one layout for all
     targets = ids[:, 1:].clone()
     targets[:, : n_prompt - 1] = -100  # position t predicts token t + 1; the first answer digit is token n_prompt
@@ -120,12 +132,7 @@ def score_addition(
     which is exactly when greedy decoding would write the whole answer, so no sampling loop is needed.
     ``context`` (e.g. a few solved problems ending in a newline) puts the prompt mid-line as in training.
     """
-    if not problems:
-        raise ValueError("problems is empty; build some with addition_problems(n, n_digits, generator)")
-    lengths = {(len(p), len(a)) for p, a in problems}
-    if len(lengths) != 1:
-        raise ValueError(f"all problems must share one layout (prompt, answer lengths), got {sorted(lengths)}")
-    ((n_prompt, n_answer),) = lengths
+    n_prompt, n_answer = _layout(problems)
     prefix = len(tokenizer.encode(context)) if context else 0
     ids = torch.tensor([tokenizer.encode(context + p + a) for p, a in problems])  # (N, L)
     device = next(model.parameters()).device

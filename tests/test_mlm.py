@@ -61,6 +61,9 @@ def test_special_tokens_are_never_targets():
         (dict(mask_prob=1.5), ValueError),
         (dict(mask_id=10), ValueError),
         (dict(input_ids=torch.tensor([[1, 10]])), ValueError),
+        (dict(special_ids=None), TypeError),  # would be read as "nothing special": [CLS] and [SEP] graded
+        (dict(special_ids="0"), TypeError),
+        (dict(special_ids=(0, 1.0)), TypeError),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, error):
@@ -84,3 +87,14 @@ def test_masked_accuracy_counts_only_targets():
     logits[0, 0, 1] = logits[0, 1, 2] = logits[0, 2, 3] = 1.0  # predicts 1, 2, 3
     labels = torch.tensor([[1, IGNORE_INDEX, 0]])
     assert masked_accuracy(logits, labels) == (1, 2)
+
+
+def test_special_ids_may_be_any_collection_of_ints():
+    ids = torch.arange(10).repeat(20, 1)
+    runs = [
+        mask_tokens(ids, 4, 10, special, mask_prob=0.5, generator=torch.Generator().manual_seed(0))
+        for special in ((0, 1), [1, 0], {0, 1})
+    ]
+    for x, y in runs:
+        assert torch.equal(x, runs[0].input_ids) and torch.equal(y, runs[0].labels)
+    assert (runs[0].labels[:, :2] == IGNORE_INDEX).all()

@@ -84,6 +84,8 @@ def test_examples_mask_the_prompt():
     assert tok.decode(y[0, 7:].tolist()) == "4690" and tok.decode(y[1, 7:].tolist()) == "1000"
     with pytest.raises(ValueError, match="problems is empty"):
         addition_examples([], tok)
+    with pytest.raises(ValueError, match="share one layout"):  # 2- and 3-digit problems cannot share rows
+        addition_examples([("071+893=", "4690"), ("12+34=", "640")], tok)
 
 
 class _Oracle(torch.nn.Module):
