@@ -9,13 +9,16 @@ A checkpoint is a directory:
 Nothing here unpickles: weights and optimizer tensors are safetensors, everything else is JSON, so a checkpoint
 from a stranger cannot run code on your machine. Writing is crash-safe: each file is written under a temporary
 name and renamed into place, and ``checkpoint.json`` (the only file a loader starts from) is renamed last, so a
-run killed mid-save (Ctrl-C, out of memory) leaves the previous complete checkpoint in force. Used by
+run killed mid-save (Ctrl-C, out of memory) leaves the previous complete checkpoint in force. The index also
+records each tensor file's sha256, checked before loading: a file damaged or swapped after saving is refused
+instead of loading wrong numbers without a word (safetensors itself has no checksum). Used by
 ``course_lib.train`` and by the chapters that load a trained model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -75,11 +78,21 @@ def _model_class(model: nn.Module) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    """Flush ``tmp`` to disk, then rename it over ``final`` in one atomic step."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _commit(tmp: Path, final: Path) -> str:
+    """Flush ``tmp`` to disk and rename it over ``final`` in one atomic step; returns the file's sha256."""
+    digest = _sha256(tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
+    return digest
 
 
 def _temp_path(directory: Path, name: str) -> Path:
@@ -137,7 +150,7 @@ def save_checkpoint(
 
     tmp = _temp_path(directory, weights)
     save_model(model, str(tmp))  # handles tied weights (the GPT's token table and output head share one tensor)
-    _fsync_replace(tmp, directory / weights)
+    sha256 = {weights: _commit(tmp, directory / weights)}
 
     param_groups = None
     trainer_tensors = {f"trainer.{k}": v.detach().cpu().contiguous() for k, v in (tensors or {}).items()}
@@ -147,7 +160,7 @@ def save_checkpoint(
     if trainer_tensors:
         tmp = _temp_path(directory, trainer)
         save_file(trainer_tensors, str(tmp))
-        _fsync_replace(tmp, directory / trainer)
+        sha256[trainer] = _commit(tmp, directory / trainer)
 
     index = {
         "format": FORMAT,
@@ -157,13 +170,14 @@ def save_checkpoint(
         "train_config": dict(train_config) if train_config is not None else None,
         "weights": weights,
         "trainer": trainer if trainer_tensors else None,
+        "sha256": sha256,
         "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
         "optimizer_param_groups": param_groups,
         "state": dict(state or {}),
     }
     tmp = _temp_path(directory, INDEX)
     tmp.write_text(json.dumps(index, indent=2) + "\n")
-    _fsync_replace(tmp, directory / INDEX)
+    _commit(tmp, directory / INDEX)
 
     for old in [*directory.glob("model-*.safetensors"), *directory.glob("trainer-*.safetensors")]:
         if old.name not in (weights, index["trainer"]):
@@ -207,12 +221,23 @@ def checkpoint_info(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Name the file, and what to do, when a checkpoint's tensor file is missing or cut short."""
+def _reading(path: Path, info: dict[str, Any] | None = None) -> Iterator[None]:
+    """Name the file, and what to do, when a checkpoint's tensor file is missing, cut short or changed.
+
+    With the checkpoint's ``info``, the file is first checked against the sha256 recorded when it was saved
+    (checkpoints saved before hashes were recorded are read unchecked).
+    """
+    expected = ((info or {}).get("sha256") or {}).get(path.name)
     try:
+        if expected is not None and _sha256(path) != expected:
+            raise ValueError(_damaged(path, "its sha256 differs from the one recorded when it was saved"))
         yield
     except (SafetensorError, OSError) as err:
-        raise ValueError(f"checkpoint file {str(path)!r} is missing, truncated or corrupt ({err}); {DAMAGED}") from err
+        raise ValueError(_damaged(path, err)) from err
+
+
+def _damaged(path: Path, why: object) -> str:
+    return f"checkpoint file {str(path)!r} is missing, truncated or corrupt ({why}); {DAMAGED}"
 
 
 def _describe_mismatch(info: dict[str, Any], model: nn.Module) -> str | None:
@@ -227,7 +252,7 @@ def _describe_mismatch(info: dict[str, Any], model: nn.Module) -> str | None:
         ]
         return "the model configs differ (" + "; ".join(diffs) + ")"
     weights = Path(info["directory"]) / info["weights"]
-    with _reading(weights), safe_open(weights, framework="pt") as f:
+    with _reading(weights), safe_open(weights, framework="pt") as f:  # the header only; hashed when loaded
         shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     ours_sd = model.state_dict()
     stored_ptrs = {ours_sd[k].data_ptr() for k in shapes if k in ours_sd}
@@ -266,7 +291,7 @@ def load_checkpoint(
     directory = Path(info["directory"])
     trainer_tensors = {}
     if info["trainer"]:
-        with _reading(directory / info["trainer"]):
+        with _reading(directory / info["trainer"], info):
             trainer_tensors = load_file(directory / info["trainer"])
     if optimizer is not None:
         if info.get("optimizer_param_groups") is None:
@@ -286,7 +311,7 @@ def load_checkpoint(
                 f"the optimizer's parameter groups differ: checkpoint {saved_sizes}, this optimizer {our_sizes} "
                 "parameters per group; build the optimizer the same way as the run that saved it"
             )
-    with _reading(directory / info["weights"]):
+    with _reading(directory / info["weights"], info):
         load_model(model, str(directory / info["weights"]), strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(_optimizer_from_safe(trainer_tensors, info["optimizer_param_groups"]))

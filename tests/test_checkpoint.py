@@ -168,6 +168,35 @@ def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path):
     load_checkpoint(tmp_path, make_model())  # repaired, it loads again
 
 
+def test_a_tensor_file_changed_after_saving_is_refused_by_its_sha256(tmp_path):
+    model, optimizer = trained()
+    index = save_checkpoint(tmp_path, model, optimizer, step=3)
+    for name in ("model-000003.safetensors", "trainer-000003.safetensors"):
+        path = tmp_path / name
+        good = path.read_bytes()
+        flipped = bytearray(good)
+        flipped[-3] ^= 0x40  # one bit of the last tensor's data: safetensors alone would load the wrong number
+        path.write_bytes(bytes(flipped))
+        restored, restored_opt = (
+            make_model(seed=5),
+            configure_optimizer(make_model(), TrainConfig(), torch.device("cpu")),
+        )
+        before = {k: v.clone() for k, v in restored.state_dict().items()}
+        with pytest.raises(ValueError, match=f"{name}' is missing, truncated or corrupt \\(its sha256 differs"):
+            load_checkpoint(tmp_path, restored, restored_opt)
+        assert all(torch.equal(v, before[k]) for k, v in restored.state_dict().items())  # nothing was copied
+        path.write_bytes(good)
+    # checkpoints saved before hashes were recorded (the shipped ones) load unchecked
+    info = json.loads(index.read_text())
+    del info["sha256"]
+    index.write_text(json.dumps(info))
+    weights = tmp_path / "model-000003.safetensors"
+    flipped = bytearray(weights.read_bytes())
+    flipped[-3] ^= 0x40
+    weights.write_bytes(bytes(flipped))
+    load_checkpoint(tmp_path, make_model())
+
+
 def test_an_optimizer_built_another_way_is_refused_before_the_weights_change(tmp_path):
     model, optimizer = trained()
     save_checkpoint(tmp_path, model, optimizer, step=3)
