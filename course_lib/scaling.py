@@ -9,6 +9,7 @@ smooth), which is what it takes to see whether an ability jumps or grows steadil
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,21 +63,34 @@ def addition_tokenizer() -> CharTokenizer:
     return CharTokenizer(ADDITION_CHARS)
 
 
-def addition_problems(n: int, n_digits: int, generator: torch.Generator) -> list[tuple[str, str]]:
+def addition_problems(
+    n: int, n_digits: int, generator: torch.Generator, exclude: Collection[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
     """``n`` random problems as (prompt, answer) pairs, e.g. ``("071+893=", "4690")`` for 3 digits.
 
     Operands are zero-padded to ``n_digits`` so every problem has the same layout, and the answer is
     written least significant digit first (071 + 893 = 964, written 0964 backwards as 4690): that is the
     order a person adds in, so each digit depends only on digits the model has already seen or written.
     Forward order would ask it to know the final carry before writing the first digit.
+
+    Problems are drawn with replacement; those in ``exclude`` are never drawn. Pass the test problems
+    there when drawing the training ones: with two digits there are only 10,000 problems, and 20,000
+    draws would cover most of any test set.
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(n_digits, int) or not 1 <= n_digits <= 9:
         raise ValueError(f"n_digits must be an int from 1 to 9, got {n_digits!r}")
     high = 10**n_digits
-    operands = torch.randint(high, (n, 2), generator=generator).tolist()
-    return [(f"{a:0{n_digits}d}+{b:0{n_digits}d}=", f"{a + b:0{n_digits + 1}d}"[::-1]) for a, b in operands]
+    excluded = set(exclude)
+    if len(excluded) >= high * high and all(len(p) == 2 * n_digits + 2 for p, _ in excluded):
+        raise ValueError(f"exclude holds all {high * high:,} problems of {n_digits} digits; none is left to draw")
+    problems: list[tuple[str, str]] = []
+    while len(problems) < n:
+        operands = torch.randint(high, (n - len(problems), 2), generator=generator).tolist()
+        drawn = [(f"{a:0{n_digits}d}+{b:0{n_digits}d}=", f"{a + b:0{n_digits + 1}d}"[::-1]) for a, b in operands]
+        problems += [problem for problem in drawn if problem not in excluded]
+    return problems
 
 
 def addition_stream(problems: list[tuple[str, str]], tokenizer: CharTokenizer) -> torch.Tensor:
