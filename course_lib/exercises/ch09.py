@@ -82,7 +82,7 @@ def _exact_from_digits(fn: Callable[[float, int], float]) -> tuple[bool, str]:
 
 question(
     "ch09.q1",
-    "A model family's per-digit accuracy on 5-digit sums rises steadily with size, 0.5, 0.6, 0.7, 0.8, 0.9. "
+    "A model family's per-digit accuracy on sums with 5-digit answers rises steadily with size, 0.5, 0.6, 0.7, 0.8, 0.9. "
     "Why does its exact-match score look like a sudden jump?",
     [
         (
