@@ -83,7 +83,7 @@ def addition_problems(
         raise ValueError(f"n_digits must be an int from 1 to 9, got {n_digits!r}")
     high = 10**n_digits
     excluded = set(exclude)
-    if len(excluded) >= high * high and all(len(p) == 2 * n_digits + 2 for p, _ in excluded):
+    if sum(len(prompt) == 2 * n_digits + 2 for prompt, _ in excluded) >= high * high:  # else the loop never ends
         raise ValueError(f"exclude holds all {high * high:,} problems of {n_digits} digits; none is left to draw")
     problems: list[tuple[str, str]] = []
     while len(problems) < n:

@@ -70,8 +70,9 @@ def test_addition_problems_never_draw_excluded_ones():
     assert len(set(addition_problems(20_000, 2, torch.Generator().manual_seed(1))) & set(test)) > 400  # without it
     every = [(f"{a}+{b}=", f"{a + b:02d}"[::-1]) for a in range(10) for b in range(10)]
     assert addition_problems(50, 1, torch.Generator(), exclude=every[1:]) == [every[0]] * 50
-    with pytest.raises(ValueError, match="none is left to draw"):
-        addition_problems(1, 1, torch.Generator(), exclude=every)
+    for exclude in (every, every + [("07+05=", "210")]):  # problems of another size do not hide a full set
+        with pytest.raises(ValueError, match="none is left to draw"):
+            addition_problems(1, 1, torch.Generator(), exclude=exclude)
 
 
 @pytest.mark.parametrize("n, n_digits", [(0, 3), (5, 0), (5, 10), (2.0, 3)])
