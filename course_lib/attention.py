@@ -59,7 +59,7 @@ def rotary_cos_sin(positions: Tensor, head_dim: int, base: float, dtype: torch.d
 
     Frequencies are laid out as two copies side by side, matching ``rotate_half`` (the convention of
     Hugging Face's Llama), so real checkpoints load without permuting their q/k weights. Angles are
-    computed in at least float32: bf16 cannot tell position 1000 from 1004.
+    computed in at least float32: bf16 rounds positions above 512 to multiples of 4, so 1000 and 1002 collide.
     """
     work = torch.float64 if dtype == torch.float64 else torch.float32
     inv_freq = base ** -(torch.arange(0, head_dim, 2, device=positions.device, dtype=work) / head_dim)

@@ -3,8 +3,8 @@
 It ignores word order entirely: a sentence is the set of its (lower-cased) words, each word has one
 learned weight per class, and the class scores are the sums of the weights of the words present plus a
 bias. Training minimises the cross-entropy plus an L2 penalty, a convex problem, so full-batch L-BFGS
-finds its unique optimum and the result does not depend on a seed. Words are looked up with
-``nn.EmbeddingBag`` (a sum of rows), so no dense (sentences x vocabulary) matrix is ever built.
+from a zero start reaches the same predictions on every run, with no seed involved. Words are looked up with
+``F.embedding_bag`` (a sum of rows), so no dense (sentences x vocabulary) matrix is ever built.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A count-based n-gram language model: the baseline every neural model in the course is compared with.
 
 Chapter 00 builds it by hand (count, divide, sample) and then uses this version on the whole
-Shakespeare corpus; chapter 10 compares a modern model against it. It works on token ids, so the same
-class serves characters, BPE tokens or anything else.
+Shakespeare corpus; chapter 10 returns to its question (form without reasoning) with a real model. It
+works on token ids, so the same class serves characters, BPE tokens or anything else.
 
 Every n-gram is stored as one integer, its digits in base ``vocab_size`` (the context's tokens, then
 the next token). Sorting those integers puts all continuations of a context side by side, so counting

@@ -94,7 +94,7 @@ def attention_heads_grid(
 
     Heads of one layer are easiest to compare on one shared colour scale (0 to 1) and in one grid;
     tick labels are written only on the left column and the top row to keep the grid readable.
-    Used in chapter 03 and the BERT and GPT chapters.
+    Used in chapter 03.
     """
     w = _as_numpy(weights, "weights")
     if w.ndim != 3 or w.shape[1] != w.shape[2]:

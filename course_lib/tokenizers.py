@@ -1,7 +1,7 @@
 """Three tokenizers with one interface: characters, byte-level BPE (GPT-2 style) and WordPiece (BERT).
 
 Each has ``encode(text) -> list[int]``, ``decode(ids) -> str``, ``vocab_size``, and ``save(path)`` /
-``load(path)`` to a small JSON file. They are built in chapter 00 (characters) and chapter 03
+``load(path)`` to a small JSON file. They are built in chapter 00 (characters) and chapter 01
 (BPE, WordPiece), and each is tested against an independent reference: ``tiktoken`` for BPE and
 Hugging Face's ``BertTokenizer`` for WordPiece.
 """
@@ -105,8 +105,8 @@ class CharTokenizer:
 # ---------------------------------------------------------------------------------------------
 # byte-level BPE
 
-# GPT-2's pre-split: contractions, letters, numbers and other symbols (each with one leading space),
-# then whitespace. Merges never cross these boundaries, so " the" is learned once, not per neighbour.
+# GPT-2's pre-split: contractions, then letters, numbers and other symbols (each with at most one leading
+# space), then whitespace. Merges never cross these boundaries, so " the" is learned once, not per neighbour.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 

@@ -103,8 +103,8 @@ class TrainConfig:
         return dataclass_from_dict(cls, values, "training config")
 
 
-def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
-    """``cls(**values)``, but a key ``cls`` does not have is an error that suggests the closest one.
+def check_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
+    """Refuse a key the dataclass ``cls`` does not have, suggesting the closest one.
 
     A typo such as ``"learning_rte"`` would otherwise be silently ignored and the run would use the default.
     """
@@ -114,6 +114,11 @@ def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
             raise ValueError(f"unknown {what} key {key!r}; {hint}")
+
+
+def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    """``cls(**values)``, with unknown keys refused by ``check_keys``."""
+    check_keys(cls, values, what)
     return cls(**values)
 
 
@@ -159,7 +164,7 @@ def configure_optimizer(model: nn.Module, config: TrainConfig, device: torch.dev
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    fused = device.type == "cuda"  # one kernel for all parameters; the foreach default is as fast on the CPU
+    fused = device.type == "cuda"  # one kernel for all parameters; on the CPU the default loop is fast enough here
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), fused=fused or None)
 
 
@@ -529,8 +534,10 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[
     """Read a run's JSON config ({"model": GPTConfig fields, "data": {...}, "train": TrainConfig fields}).
 
     ``overrides`` are ``section.key=value`` strings (``train.max_steps=100``); values parse as JSON, else
-    stay strings. Unknown sections and keys are refused here, before anything is built.
+    stay strings. Unknown sections and keys are refused here, before any data is read or anything is built.
     """
+    from course_lib.gpt import GPTConfig
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {str(path)!r} does not exist; see configs/ for examples")
     with open(path) as f:
@@ -555,6 +562,10 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[
         )
     if config["data"].get("dataset", "shakespeare") != "shakespeare":
         raise ValueError(f"data.dataset {config['data']['dataset']!r} is not supported; use 'shakespeare'")
+    if "vocab_size" in config["model"]:
+        raise ValueError("model.vocab_size comes from the tokenizer; remove it from the config")
+    check_keys(GPTConfig, config["model"], "model config")
+    check_keys(TrainConfig, config["train"], "training config")
     return config
 
 
@@ -571,8 +582,6 @@ def build_run(config: Mapping[str, Mapping[str, Any]]) -> tuple[nn.Module, dict[
         "train": torch.tensor(tokenizer.encode(text.train), dtype=torch.long),
         "val": torch.tensor(tokenizer.encode(text.val), dtype=torch.long),
     }
-    if "vocab_size" in config["model"]:
-        raise ValueError("model.vocab_size comes from the tokenizer; remove it from the config")
     torch.manual_seed(train_config.seed)  # the same initial weights on every rank
     model = GPT(dataclass_from_dict(GPTConfig, dict(config["model"], vocab_size=tokenizer.vocab_size), "model config"))
     return model, data, train_config, tokenizer

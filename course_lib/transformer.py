@@ -4,23 +4,24 @@ A block is attention then an MLP, each wrapped in a residual connection and a no
 model families of the course differ in a handful of choices inside the block, so those choices are
 fields of ``BlockConfig`` rather than separate classes:
 
-================  ==============================  ==============================  ==========================
+================  ==============================  ==============================  ==============================
 field             GPT-2                           BERT                            Llama
-================  ==============================  ==============================  ==========================
+================  ==============================  ==============================  ==============================
 ``norm``          ``"layernorm"``                 ``"layernorm"``                 ``"rmsnorm"``
 ``prenorm``       True: ``x + f(norm(x))``        False: ``norm(x + f(x))``       True
 ``mlp``           ``"gelu_tanh"``                 ``"gelu"`` (exact, erf)         ``"swiglu"``
 ``bias``          True                            True                            False
-``n_kv_head``     = n_head                        = n_head                        fewer (grouped-query)
+``n_kv_head``     = n_head                        = n_head                        fewer (GQA) since Llama 2 70B
 ``rope_base``     None (learned positions)        None (learned positions)        e.g. 10000.0 (rotary)
-================  ==============================  ==============================  ==========================
+================  ==============================  ==============================  ==============================
 
 How a model family plugs in: its config builds a ``BlockConfig``; the model owns what differs
 (token/position embeddings, masking, output head) and runs ``Transformer(block_config, n_layer)``
 between them: ``x = transformer(x, attention_mask, is_causal, cache)``. Generation lives in
 ``course_lib.generate`` and needs only ``model.block_size`` and ``model(idx, cache=...)``.
 Parameter names follow GPT-2 (``ln_1``, ``attn.c_attn``, ``attn.c_proj``, ``ln_2``, ``mlp.c_fc``,
-``mlp.c_proj``; SwiGLU adds ``mlp.c_gate``), so loading a GPT-2 checkpoint is a key-by-key copy.
+``mlp.c_proj``; SwiGLU adds ``mlp.c_gate``), so loading a GPT-2 checkpoint is a key-by-key copy, apart from
+transposing its Conv1D weights (``GPT.from_hf``).
 """
 
 from __future__ import annotations

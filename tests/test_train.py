@@ -21,7 +21,6 @@ from course_lib.train import (
     History,
     TrainConfig,
     Trainer,
-    build_run,
     configure_optimizer,
     load_run_config,
     lr_at,
@@ -327,14 +326,16 @@ def test_cli_trains_a_gpt_from_a_config_file(tmp_path, capsys):
         ({"train": {"max_step": 3}}, [], "unknown training config key 'max_step'; did you mean 'max_steps'"),
         ({"model": {"n_layers": 3}}, [], "unknown model config key 'n_layers'; did you mean 'n_layer'"),
         ({"optim": {}}, [], "unknown config section"),
+        ({"model": {"vocab_size": 65}}, [], "vocab_size comes from the tokenizer"),
+        ({}, ["model.n_embed=64"], "unknown model config key 'n_embed'; did you mean 'n_embd'"),
         ({"data": {"dataset": "wiki"}}, [], "not supported"),
         ({}, ["max_steps=3"], "must look like section.key=value"),
     ],
 )
 def test_cli_refuses_bad_configs(tmp_path, sections, overrides, message):
     config = write_config(tmp_path, **sections)
-    with pytest.raises(ValueError, match=message):
-        build_run(load_run_config(config, overrides))
+    with pytest.raises(ValueError, match=message):  # before any data is read or any model is built
+        load_run_config(config, overrides)
 
 
 def test_cli_missing_config_file(tmp_path):
