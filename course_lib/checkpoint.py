@@ -86,13 +86,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _commit(tmp: Path, final: Path) -> str:
-    """Flush ``tmp`` to disk and rename it over ``final`` in one atomic step; returns the file's sha256."""
-    digest = _sha256(tmp)
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    """Flush ``tmp`` to disk, then rename it over ``final`` in one atomic step."""
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    return digest
 
 
 def _temp_path(directory: Path, name: str) -> Path:
@@ -150,7 +148,8 @@ def save_checkpoint(
 
     tmp = _temp_path(directory, weights)
     save_model(model, str(tmp))  # handles tied weights (the GPT's token table and output head share one tensor)
-    sha256 = {weights: _commit(tmp, directory / weights)}
+    sha256 = {weights: _sha256(tmp)}
+    _fsync_replace(tmp, directory / weights)
 
     param_groups = None
     trainer_tensors = {f"trainer.{k}": v.detach().cpu().contiguous() for k, v in (tensors or {}).items()}
@@ -160,7 +159,8 @@ def save_checkpoint(
     if trainer_tensors:
         tmp = _temp_path(directory, trainer)
         save_file(trainer_tensors, str(tmp))
-        sha256[trainer] = _commit(tmp, directory / trainer)
+        sha256[trainer] = _sha256(tmp)
+        _fsync_replace(tmp, directory / trainer)
 
     index = {
         "format": FORMAT,
@@ -177,7 +177,7 @@ def save_checkpoint(
     }
     tmp = _temp_path(directory, INDEX)
     tmp.write_text(json.dumps(index, indent=2) + "\n")
-    _commit(tmp, directory / INDEX)
+    _fsync_replace(tmp, directory / INDEX)
 
     for old in [*directory.glob("model-*.safetensors"), *directory.glob("trainer-*.safetensors")]:
         if old.name not in (weights, index["trainer"]):
