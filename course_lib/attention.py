@@ -30,18 +30,17 @@ def scaled_dot_product_attention(
     ``is_causal`` lets query i see keys 0..i, the mask a language model needs so that no position
     peeks at the tokens it must predict. A query that may attend to no key gets zero output (and zero
     weights) rather than NaN, as PyTorch's own kernel does.
+
+    A padding mask (B, Tk) needs a query axis before it broadcasts: ``mask[:, None, :]`` for a 3-D q,
+    ``mask[:, None, None, :]`` for a 4-D q (B, heads, Tq, d). Without it a mask of the wrong shape is
+    refused, except when B happens to equal Tq: then (B, Tk) reads as a valid (Tq, Tk) mask and row b masks
+    query b, which no shape check can tell apart.
     """
-    if q.dim() < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"expected q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv); got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)}, v {tuple(v.shape)}: q and k need the same last size, k and v the same Tk"
-        )
+    _check_qkv(q, k, v)
     if is_causal and mask is not None:
         raise ValueError("pass either mask or is_causal=True, not both; fold the causal mask into your mask instead")
-    if mask is not None and mask.dtype != torch.bool and not mask.is_floating_point():
-        raise TypeError(  # a 1/0 integer mask would be added to the scores, masking nothing
-            f"mask has dtype {mask.dtype}; pass mask.bool() (True = may attend) or a float mask of 0 and -inf"
-        )
+    if mask is not None:
+        _check_mask(mask, q, k)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if is_causal:
         mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
@@ -52,6 +51,88 @@ def scaled_dot_product_attention(
     weights = torch.softmax(scores, dim=-1)
     weights = weights.nan_to_num(0.0)  # rows with every key masked: softmax of all -inf is NaN
     return weights @ v, weights
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """q, k, v must be floating-point tensors of one dtype, shaped (..., Tq, d), (..., Tk, d) and (..., Tk, dv)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; use torch.tensor({name})")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} has dtype {t.dtype}; attention needs floating-point q, k, v: use {name}.float()")
+    if not q.dtype == k.dtype == v.dtype:
+        raise TypeError(
+            f"q, k, v have dtypes {q.dtype}, {k.dtype}, {v.dtype}; give all three one dtype, e.g. with .float()"
+        )
+    fits = min(q.dim(), k.dim(), v.dim()) >= 2 and q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2]
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"expected q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv); got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}, v {tuple(v.shape)}: q and k need the same last size, k and v the same Tk, "
+            "and the leading (batch, head) sizes must match"
+        )
+
+
+def _check_mask(mask: Tensor, q: Tensor, k: Tensor) -> None:
+    """``mask`` must be boolean or additive float, and broadcast to the scores' shape (..., Tq, Tk)."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}; use torch.tensor(mask)")
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise TypeError(  # a 1/0 integer mask would be added to the scores, masking nothing
+            f"mask has dtype {mask.dtype}; pass mask.bool() (True = may attend) or a float mask of 0 and -inf"
+        )
+    scores = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+    try:
+        fits = torch.broadcast_shapes(mask.shape, scores) == scores  # False when the mask would grow the scores
+    except RuntimeError:
+        fits = False
+    if not fits:
+        axis = "mask[:, None, None, :]" if q.dim() >= 4 else "mask[:, None, :]"
+        raise ValueError(
+            f"mask has shape {tuple(mask.shape)}, which does not broadcast to the scores' shape {tuple(scores)} "
+            f"(..., Tq, Tk) of q {tuple(q.shape)} and k {tuple(k.shape)}; a padding mask (B, Tk) needs a query "
+            f"axis: {axis}"
+        )
+    if mask.is_floating_point() and mask.numel() and not torch.compiler.is_compiling():
+        ones = mask == 1  # all 0 is a valid additive mask (nothing masked); 0s and 1s is a keep-mask in disguise
+        if (ones.any() & (ones | (mask == 0)).all()).item():
+            raise TypeError(
+                "mask holds 0/1 floats, which would be added to the scores; pass mask.bool() (True = may attend) "
+                "or a float mask of 0 and -inf"
+            )
+
+
+def check_attention_mask(attention_mask: Tensor | None, shape: tuple[int, int], cached: int = 0) -> None:
+    """A Hugging Face padding mask must be a tensor of ``shape`` (B, Tk) holding 1 for a token and 0 for padding.
+
+    A wrong shape would broadcast silently, and an additive 0/-inf mask would be inverted by ``.bool()``
+    (-inf is True). Reading the values costs one device sync; a boolean mask needs none. ``cached`` counts the
+    positions held in a KV cache, which the mask covers too.
+    """
+    if attention_mask is None:
+        return
+    if not isinstance(attention_mask, Tensor):
+        raise TypeError(
+            f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}; use "
+            "torch.tensor(attention_mask) (or return_tensors='pt' from a Hugging Face tokenizer)"
+        )
+    if tuple(attention_mask.shape) != tuple(shape):
+        tokens = f" ({cached} cached + {shape[1] - cached} new tokens)" if cached else ""
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but the input needs {tuple(shape)}{tokens}; "
+            "pass one entry per token, 1 for a real token and 0 for padding"
+        )
+    if attention_mask.dtype == torch.bool or attention_mask.numel() == 0 or torch.compiler.is_compiling():
+        return
+    if not ((attention_mask == 0) | (attention_mask == 1)).all().item():
+        raise ValueError(
+            "attention_mask is 1 for tokens and 0 for padding (Hugging Face style), but it holds other values; "
+            "if it is an additive 0/-inf mask, pass (mask == 0).long()"
+        )
 
 
 def rotary_cos_sin(positions: Tensor, head_dim: int, base: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -176,6 +257,13 @@ class MultiHeadAttention(nn.Module):
             )
         self.n_embd, self.n_head, self.n_kv_head = n_embd, n_head, n_kv_head
         self.head_dim = head_dim or n_embd // n_head
+        if rope_base is not None and (isinstance(rope_base, bool) or not isinstance(rope_base, (int, float))):
+            raise TypeError(f"rope_base must be a number (e.g. 10000.0) or None, got {rope_base!r}")
+        if rope_base is not None and not 0 < rope_base < math.inf:  # base ** -x: 0 or less gives inf or NaN angles
+            raise ValueError(
+                f"rope_base is the base of the rotary frequencies and must be > 0 and finite (Llama 2 uses 10000.0), "
+                f"got {rope_base!r}"
+            )
         if rope_base is not None and self.head_dim % 2 != 0:
             raise ValueError(f"rotary embeddings rotate pairs, so head_dim must be even, got {self.head_dim}")
         self.rope_base = rope_base
@@ -206,11 +294,7 @@ class MultiHeadAttention(nn.Module):
             )
         B, T, _ = x.shape
         offset = cache.length(layer) if cache is not None else 0
-        if attention_mask is not None and attention_mask.shape != (B, offset + T):
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but the input needs ({B}, {offset + T}) "
-                f"(batch, cached + new tokens); pass one 1/0 entry per token, 0 marking padding"
-            )
+        check_attention_mask(attention_mask, (B, offset + T), cached=offset)  # one sync unless the mask is bool
         hs = self.head_dim
         q, k, v = self.c_attn(x).split([self.n_head * hs, self.n_kv_head * hs, self.n_kv_head * hs], dim=-1)
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)

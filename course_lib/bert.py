@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +24,15 @@ from course_lib.checks import check_positive_ints, check_probability
 from course_lib.transformer import BlockConfig, Transformer, check_attention_mask, check_labels, check_token_ids
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+# What from_pretrained may change in a checkpoint's config: the head's size and training-time settings. Every
+# other field shapes the stored weights or how they compute, so a checkpoint fixes it.
+CHANGEABLE = (
+    "num_labels",
+    "classifier_dropout",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "initializer_range",
+)
 
 
 @dataclass
@@ -204,6 +213,13 @@ class _BertBase(nn.Module):
         missing = [k for k in fresh if k not in state and not k.startswith(cls.new_weights)]
         if missing:
             raise ValueError(f"the checkpoint lacks weights {cls.__name__} needs: {', '.join(missing[:5])}")
+        for k in [k for k in fresh if k in state and state[k].shape != fresh[k].shape]:
+            if not k.startswith(cls.new_weights):
+                raise ValueError(
+                    f"the checkpoint's {k} has shape {tuple(state[k].shape)} but the config needs "
+                    f"{tuple(fresh[k].shape)}; load it with the config it was saved with"
+                )
+            del state[k]  # a head for another num_labels: a new head, as the changed config asks
         model.newly_initialized = tuple(k for k in fresh if k not in state)  # the new head, to be trained
         model.load_state_dict({k: state.get(k, fresh[k]) for k in fresh}, strict=True)
         return model
@@ -211,6 +227,11 @@ class _BertBase(nn.Module):
     @classmethod
     def from_hf(cls, model: nn.Module) -> _BertBase:
         """Build this class with the config and weights of the matching Hugging Face model."""
+        if isinstance(model, _BertBase):
+            raise TypeError(
+                f"{cls.__name__}.from_hf takes a transformers model (transformers.{cls.hf_class}), got course_lib's "
+                f"own {type(model).__name__}, which needs no conversion; use it as it is, or copy.deepcopy(model)"
+            )
         if type(model).__name__ != cls.hf_class:
             raise TypeError(
                 f"{cls.__name__}.from_hf needs a transformers {cls.hf_class}, got {type(model).__name__}; "
@@ -225,8 +246,9 @@ class _BertBase(nn.Module):
         """Load a Hugging Face checkpoint folder (``config.json`` + ``model.safetensors``) without ``transformers``.
 
         ``config_changes`` override fields of the stored config, e.g. ``num_labels=12`` for a new tagging
-        head. A head the checkpoint lacks (``new_weights``: the classifier, and the pooler under a
-        sequence classifier) is freshly initialised, as in Hugging Face; ``model.newly_initialized``
+        head; only the fields in ``CHANGEABLE`` can change, as the others are fixed by the stored weights. A head
+        the checkpoint lacks or holds for another ``num_labels`` (``new_weights``: the classifier, and the pooler
+        under a sequence classifier) is freshly initialised, as in Hugging Face; ``model.newly_initialized``
         names those weights. Half-precision weights are cast to the model's float32.
         """
         from safetensors.torch import load_file
@@ -240,7 +262,14 @@ class _BertBase(nn.Module):
         unknown = sorted(set(config_changes) - {f.name for f in fields(BertConfig)})
         if unknown:
             raise TypeError(f"from_pretrained got {unknown}, which are not BertConfig fields")
-        config = BertConfig.from_dict({**json.loads((folder / "config.json").read_text()), **config_changes})
+        stored = BertConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        fixed = [k for k, v in config_changes.items() if k not in CHANGEABLE and v != getattr(stored, k)]
+        if fixed:
+            raise ValueError(
+                f"{fixed[0]} is fixed by the checkpoint ({getattr(stored, fixed[0])!r}): it shapes the stored weights "
+                f"or how they compute; only {', '.join(CHANGEABLE)} can change"
+            )
+        config = replace(stored, **config_changes)
         return cls._load(config, load_file(folder / "model.safetensors"))
 
     def _check(self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None) -> None:
@@ -248,7 +277,7 @@ class _BertBase(nn.Module):
         check_token_ids(input_ids, c.vocab_size, c.max_position_embeddings, name="input_ids")
         check_attention_mask(attention_mask, tuple(input_ids.shape))
         if token_type_ids is not None:
-            if token_type_ids.shape != input_ids.shape:
+            if isinstance(token_type_ids, Tensor) and token_type_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"token_type_ids has shape {tuple(token_type_ids.shape)} but input_ids has "
                     f"{tuple(input_ids.shape)}; give one sentence id (0 or 1) per token"
@@ -277,6 +306,8 @@ class BertModel(_BertBase):
     ) -> BertOutput:
         """``input_ids`` (B, T); ``attention_mask`` (B, T) 1 = token, 0 = padding; ``token_type_ids`` (B, T) 0/1."""
         self._check(input_ids, attention_mask, token_type_ids)
+        if attention_mask is not None:
+            attention_mask = attention_mask.bool()  # its values were checked above; a bool mask is not read again
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
@@ -367,6 +398,8 @@ class BertForSequenceClassification(_BertBase):
     def _check_labels(self, labels: Tensor, batch: int) -> None:
         """(B,) scores for regression, (B,) class ids, or (B, num_labels) 0/1 floats; anything else would broadcast."""
         k = self.config.num_labels
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}; use torch.tensor(labels)")
         if k > 1 and not labels.is_floating_point():
             check_labels(labels, (batch,), k)
             return

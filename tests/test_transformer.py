@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import transformers
 
 from course_lib.attention import KVCache
 from course_lib.transformer import (
@@ -16,10 +17,10 @@ from course_lib.transformer import (
     RMSNorm,
     Transformer,
     check_attention_mask,
+    check_labels,
     check_token_ids,
+    out_of_range,
 )
-
-transformers = pytest.importorskip("transformers")
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -216,3 +217,60 @@ def test_check_token_ids_errors():
     check_token_ids(torch.zeros(1, 1, dtype=torch.long), 10, 8, offset=7)
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 3\).*\(2, 4\)"):
         check_attention_mask(torch.ones(2, 3), (2, 4))
+
+
+def test_check_labels_refuses_lists_and_labels_that_are_all_ignored():
+    with pytest.raises(
+        TypeError, match=r"labels must be a torch.Tensor of class ids, got list; use torch.tensor\(labels\)"
+    ):
+        check_labels([0, 1], (2,), 3)
+    with pytest.raises(
+        TypeError, match=r"integer tensor of class ids, got torch.float32; convert with labels.long\(\)"
+    ):
+        check_labels(torch.zeros(2), (2,), 3)
+    with pytest.raises(
+        ValueError, match=r"every target in targets is -100 \(ignored\), so there is nothing to compute a loss"
+    ):
+        check_labels(torch.full((2, 3), -100), (2, 3), 10, name="targets")  # the mean over no targets: NaN
+    check_labels(torch.tensor([[-100, -100, 9], [-100, -100, -100]]), (2, 3), 10)  # one counted target is enough
+    with pytest.raises(ValueError, match=r"labels holds -5, outside \[0, 10\)"):
+        check_labels(torch.tensor([[-100, -5, 9]]), (1, 3), 10)
+    with pytest.raises(ValueError, match=r"labels holds 10, outside \[0, 10\)"):
+        check_labels(torch.tensor([[-100, 10, 9]]), (1, 3), 10)
+    assert out_of_range(torch.tensor([-100, 3]), 4, ignore=-100) is None and out_of_range(torch.tensor([0, 4]), 4) == 4
+    assert out_of_range(torch.full((3,), -100), 4, ignore=-100) is None  # out_of_range itself only checks the range
+
+
+def test_a_decoder_refuses_targets_that_are_all_ignored():
+    from course_lib.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8)).eval()
+    x = torch.tensor([[1, 2, 3, 4]])
+    with pytest.raises(ValueError, match="every target in targets is -100 .*nothing to compute a loss on"):
+        gpt(x, torch.full_like(x, -100))
+    targets = torch.tensor([[-100, -100, 5, -100]])
+    logits, loss = gpt(x, targets)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits[0, 2:3], targets[0, 2:3]))
+
+
+def test_transformer_refuses_an_additive_padding_mask_and_reads_a_good_one_once(monkeypatch):
+    torch.manual_seed(0)
+    core = Transformer(BlockConfig(n_embd=8, n_head=2, prenorm=False), n_layer=3).eval()
+    x, mask = torch.randn(2, 4, 8), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with pytest.raises(
+        ValueError, match=r"1 for tokens and 0 for padding .*additive 0/-inf mask, pass \(mask == 0\).long"
+    ):
+        core(x, attention_mask=torch.zeros(2, 4).masked_fill(mask == 0, float("-inf")))
+    with pytest.raises(TypeError, match=r"use torch.tensor\(attention_mask\)"):
+        core(x, attention_mask=mask.tolist())
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 3\) but the input needs \(2, 4\)"):
+        check_attention_mask(torch.ones(2, 3), (2, 4))
+    reads = []
+    real_all = torch.Tensor.all
+    monkeypatch.setattr(torch.Tensor, "all", lambda t, *a, **k: reads.append(1) or real_all(t, *a, **k))
+    out = core(x, attention_mask=mask)
+    assert len(reads) == 1  # checked in Transformer.forward, not again in each of the 3 layers
+    monkeypatch.undo()
+    torch.testing.assert_close(out, core(x, attention_mask=mask.bool()), rtol=0, atol=0)
+    torch.testing.assert_close(out[1, :2], core(x[1:, :2])[0], rtol=0, atol=1e-6)  # padding changes nothing
