@@ -31,9 +31,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from course_lib.checkpoint import INDEX, load_checkpoint, save_checkpoint, unwrap
-from course_lib.checks import check_positive_ints
-from course_lib.data import sample_example_batch, sample_lm_batch
+from course_lib.checkpoint import INDEX, checkpoint_info, load_checkpoint, save_checkpoint, unwrap
+from course_lib.checks import check_positive_int, check_positive_ints
+from course_lib.data import check_example_pair, sample_example_batch, sample_lm_batch
 from course_lib.device import can_compile, get_device
 from course_lib.transformer import out_of_range
 
@@ -74,10 +74,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, ("max_steps", "batch_size", "block_size", "grad_accum_steps", "eval_batches"))
+        check_positive_int("TrainConfig.lr_decay_steps", self.lr_decay_steps, optional=True)
         for name in ("warmup_steps", "eval_interval", "checkpoint_interval"):
+            _check_number(self, name, lambda v: v >= 0, "an int >= 0", integer=True)
+        _check_number(self, "seed", lambda v: True, "an int", integer=True)
+        _check_number(self, "learning_rate", lambda v: v > 0, "a positive number")
+        lr = self.learning_rate
+        _check_number(self, "min_lr", lambda v: 0 <= v <= lr, f"a number in [0, learning_rate={lr}]")
+        _check_number(self, "weight_decay", lambda v: v >= 0, "a number >= 0 (0 turns weight decay off)")
+        _check_number(self, "grad_clip", lambda v: v >= 0, "a number >= 0 (0 turns clipping off)")
+        for name in ("beta1", "beta2"):
+            _check_number(self, name, lambda v: 0 <= v < 1, "a number in [0, 1) (0.9 and 0.95-0.999 are usual)")
+        for name, optional in (("compile", True), ("progress", False)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}")
+            if not isinstance(value, bool) and not (optional and value is None):  # the string "False" is truthy
+                raise ValueError(
+                    f"TrainConfig.{name} must be True or False{' or None' if optional else ''}, got {value!r}"
+                )
+        # a Path or torch.device is fine to pass, but the checkpoint index stores the config as JSON
+        if isinstance(self.out_dir, os.PathLike):
+            self.out_dir = os.fspath(self.out_dir)
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+        for name in ("out_dir", "device"):
+            if not isinstance(getattr(self, name), (str, type(None))):
+                raise ValueError(f"TrainConfig.{name} must be a str or None, got {getattr(self, name)!r}")
         if self.lr_decay_steps is None and self.warmup_steps > self.max_steps:
             raise ValueError(
                 f"TrainConfig.warmup_steps ({self.warmup_steps}) is longer than the run (max_steps={self.max_steps}): "
@@ -88,19 +109,28 @@ class TrainConfig:
                 f"TrainConfig.lr_decay_steps ({self.lr_decay_steps}) must be at least warmup_steps "
                 f"({self.warmup_steps}); use None to decay until max_steps"
             )
-        if not 0 < self.learning_rate < math.inf:  # also refuses NaN
-            raise ValueError(f"TrainConfig.learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not 0 <= self.min_lr <= self.learning_rate:
-            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must lie in [0, learning_rate={self.learning_rate}]")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("TrainConfig.grad_clip and weight_decay must be >= 0 (0 turns them off)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """Build a config from a dict (a JSON file's "train" section), refusing keys it does not know."""
         return dataclass_from_dict(cls, values, "training config")
+
+
+def _check_number(
+    config: TrainConfig, name: str, ok: Callable[[float], bool], allowed: str, integer: bool = False
+) -> None:
+    """Raise unless ``config.name`` is a finite int (or float, unless ``integer``) for which ``ok`` holds.
+
+    A bool is refused (``True`` is no step count), and so is a string: ``"3e-4"`` from a hand-edited file would
+    otherwise fail deep inside torch, and NaN would train every weight to NaN.
+    """
+    value = getattr(config, name)
+    kinds = int if integer else (int, float)
+    finite = not isinstance(value, float) or math.isfinite(value)  # an int always is
+    if isinstance(value, bool) or not isinstance(value, kinds) or not finite or not ok(value):
+        raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}")
 
 
 def check_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
@@ -304,7 +334,14 @@ class Trainer:
         return states
 
     def save(self, directory: str | os.PathLike) -> None:
-        """Write a resumable checkpoint (rank 0 writes; every rank's generator states go in it)."""
+        """Write a resumable checkpoint (rank 0 writes; every rank's generator states go in it).
+
+        Weights that hold NaN or inf are refused, so a diverged run never replaces the last good checkpoint.
+        """
+        params = list(self.raw_model.parameters())
+        if not torch.stack([torch.isfinite(p).all() for p in params]).all():  # one sync per save, not per step
+            bad = next(name for name, p in self.raw_model.named_parameters() if not torch.isfinite(p).all())
+            raise self._diverged(f"the weights hold NaN or inf after step {self.step} (first: {bad})")
         tensors = {}
         for name, state in self._rng_tensors().items():
             gathered = [state]
@@ -326,14 +363,31 @@ class Trainer:
         if self.world_size > 1:
             dist.barrier()  # nobody resumes from a checkpoint that rank 0 is still writing
 
+    def _diverged(self, what: str) -> FloatingPointError:
+        """The error that stops a diverged run; it says which checkpoint is left in force."""
+        cfg = self.config
+        hint = "lower learning_rate" + ("" if cfg.grad_clip else " or turn on grad_clip (1.0 is usual)")
+        if cfg.out_dir and os.path.isfile(os.path.join(cfg.out_dir, INDEX)):
+            step = checkpoint_info(cfg.out_dir)["step"]
+            kept = f"The last checkpoint in {cfg.out_dir} (step {step}) was kept: resume from it with those changes"
+        else:
+            kept = "No checkpoint was written" + ("" if cfg.out_dir else " (out_dir=None)")
+        return FloatingPointError(f"{what}: the run diverged; {hint}. {kept}")
+
     def _restore(self, directory: str | os.PathLike) -> None:
-        checkpoint = load_checkpoint(directory, self.raw_model, self.optimizer)
-        saved_world = checkpoint.state.get("world_size", 1)
+        # save() always writes world_size beside the generator states; check both before loading anything
+        saved_world = checkpoint_info(directory)["state"].get("world_size")
+        if saved_world is None:
+            raise ValueError(
+                f"checkpoint {str(directory)!r} has no trainer state (random-generator states): it was not written "
+                "by train(), so it cannot resume a run; load its weights with load_checkpoint and start a fresh run"
+            )
         if saved_world != self.world_size:
             raise ValueError(
                 f"checkpoint {str(directory)!r} was written by {saved_world} processes but this run has "
                 f"{self.world_size}; exact resume needs the same number (torchrun --nproc_per_node={saved_world})"
             )
+        checkpoint = load_checkpoint(directory, self.raw_model, self.optimizer)
         self.step = checkpoint.step
         if checkpoint.state.get("scaler"):
             self.scaler.load_state_dict(checkpoint.state["scaler"])
@@ -363,7 +417,11 @@ class Trainer:
             if cfg.eval_interval and self.step % cfg.eval_interval == 0:
                 self._record_eval(history, callback)
             t0 = time.perf_counter()
-            loss = self.backward()
+            loss = self.backward()  # a float: backward() already waits for the device to read it
+            # stop before update() and any save can spread the NaN to a checkpoint; under fp16 an overflow is the
+            # grad scaler's to handle (it skips that update and lowers its scale), and save() still checks the weights
+            if not math.isfinite(loss) and not self.scaler.is_enabled():
+                raise self._diverged(f"training loss became {loss} at step {self.step}")
             lr = self.update()
             train_seconds += time.perf_counter() - t0
             steps_run += 1
@@ -473,13 +531,14 @@ def _check_ids(ids: torch.Tensor, vocab_size: int, what: str, ignore: int | None
 def _check_examples(
     split: str, examples: tuple | list, config: TrainConfig, vocab_size: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) and not t.is_floating_point() else None for t in examples]
-    if len(examples) != 2 or None in shapes or len(shapes[0]) != 2 or shapes[0] != shapes[1]:
+    kind = type(examples).__name__
+    if examples and isinstance(examples[0], int) and not isinstance(examples[0], bool):  # token ids, not examples
         raise TypeError(
-            f"data[{split!r}] as examples must be a pair (inputs, targets) of integer tensors of the same shape "
-            f"(N, T), got {', '.join(_describe(t) for t in examples)} of shapes {shapes}"
+            f"data[{split!r}] is a {kind} of {len(examples):,} ints; wrap it as torch.tensor(ids) to train on it "
+            "as a token stream"
         )
-    n, t = shapes[0]
+    check_example_pair(examples, f"data[{split!r}]")
+    n, t = examples[0].shape
     if t != config.block_size:
         raise ValueError(
             f"data[{split!r}] examples are {t} tokens long but TrainConfig.block_size={config.block_size}; "
@@ -528,13 +587,15 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
 
 # -- the command line: python -m course_lib.train --config FILE ------------------------------------------------
 CONFIG_SECTIONS = ("model", "data", "train")
+PYTHON_WORDS = {"true": "true", "false": "false", "none": "null", "null": "null"}  # in any case: JSON's spelling
 
 
 def load_run_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
     """Read a run's JSON config ({"model": GPTConfig fields, "data": {...}, "train": TrainConfig fields}).
 
-    ``overrides`` are ``section.key=value`` strings (``train.max_steps=100``); values parse as JSON, else
-    stay strings. Unknown sections and keys are refused here, before any data is read or anything is built.
+    ``overrides`` are ``section.key=value`` strings (``train.max_steps=100``); values parse as JSON, else stay
+    strings, but Python's True/False/None are refused (JSON spells them true/false/null). Unknown sections and
+    keys are refused here, before any data is read or anything is built.
     """
     from course_lib.gpt import GPTConfig
 
@@ -554,6 +615,11 @@ def load_run_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[
         try:
             config[section][key] = json.loads(raw)
         except json.JSONDecodeError:
+            if raw.strip().lower() in PYTHON_WORDS:  # as a string, "False" is truthy and "None" a folder name
+                raise ValueError(
+                    f"override {item!r} would set the string {raw!r}; write JSON: true/false/null "
+                    f"({target}={PYTHON_WORDS[raw.strip().lower()]}), or {target}='\"{raw}\"' for the text itself"
+                ) from None
             config[section][key] = raw
     data_keys = {"dataset", "size"}
     if set(config["data"]) - data_keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from course_lib.checkpoint import checkpoint_info
+from course_lib.checkpoint import checkpoint_info, save_checkpoint
 from course_lib.data import sample_example_batch, sample_lm_batch
 from course_lib.gpt import GPTConfig
 from course_lib.plots import LiveLossPlot
@@ -110,6 +111,19 @@ def test_lr_schedule_matches_the_formula():
     )
 
 
+def test_the_optimizer_steps_with_the_scheduled_lr():
+    """What AdamW is handed at each step (read by a step pre-hook), not only what lr_at computes."""
+    cfg = quick(max_steps=16, warmup_steps=4, lr_decay_steps=12, eval_interval=0)  # warmup, cosine, then the floor
+    trainer = Trainer(make_model(), make_data(), cfg)
+    seen = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append([g["lr"] for g in opt.param_groups]))
+    history = trainer.fit()
+    expected = [lr_at(step, cfg) for step in range(16)]
+    assert expected[0] < expected[3] == cfg.learning_rate > expected[8] > expected[12] == cfg.min_lr  # all phases
+    assert seen == [[lr, lr] for lr in expected]  # both groups: with and without weight decay
+    assert history.lr == expected
+
+
 def test_weight_decay_only_on_matrices():
     model = make_model()
     optimizer = configure_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu"))
@@ -149,6 +163,28 @@ def test_resume_is_bit_identical(tmp_path):
 
     assert second.steps == list(range(12, 24))
     assert first.train_loss + second.train_loss == full.train_loss
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_bf16_autocast_on_cpu_learns_and_resumes_exactly(tmp_path):
+    """precision="bf16" on a CPU: matrix products run in bfloat16, the loss falls, and resume is still exact."""
+    data = make_data()
+    schedule = dict(eval_interval=6, lr_decay_steps=24, precision="bf16")
+    dtypes = set()
+    model_a = make_model()
+    model_a.mix.register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
+    full = train(model_a, data, quick(max_steps=24, **schedule))
+    assert dtypes == {torch.bfloat16}  # autocast is on, in training and in evaluation
+    assert all(math.isfinite(x) for x in full.train_loss + full.val_loss)
+    assert full.val_loss[-1] < full.val_loss[0] - 1.0 and sum(full.train_loss[-6:]) < sum(full.train_loss[:6])
+
+    first = train(make_model(), data, quick(max_steps=12, out_dir=str(tmp_path), **schedule))
+    torch.manual_seed(999)
+    model_b = make_model(seed=123)
+    second = train(model_b, data, quick(max_steps=24, **schedule), resume=tmp_path)
+    assert second.steps == list(range(12, 24))
+    assert first.train_loss + second.train_loss == full.train_loss  # measured: bit for bit on CPU, bf16 included
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
@@ -227,13 +263,14 @@ def test_examples_train_on_whole_rows_with_ignored_targets():
     ("change", "overrides", "message"),
     [
         ("one", dict(block_size=16), "a pair \\(inputs, targets\\)"),
-        ("shapes", dict(block_size=16), "of the same shape"),
-        ("float", dict(block_size=16), "integer tensors"),
+        ("shapes", dict(block_size=16), r"inputs have shape \(64, 16\) but targets \(64, 15\)"),
+        ("float", dict(block_size=16), r"data\['train'\]\[0\] \(inputs\) must be a 2-D \(N, T\) integer tensor"),
         (None, dict(block_size=8), "examples are 16 tokens long but TrainConfig.block_size=8"),
         (None, dict(block_size=16, batch_size=65), "batch_size=65 is larger than the 64 examples"),
         ("no_target", dict(block_size=16), "1 example\\(s\\) whose targets are all -100 \\(first: row 5\\)"),
         ("big_target", dict(block_size=16), "targets holds the id 13, .* \\[0, 13\\) \\(or -100"),
         ("negative_target", dict(block_size=16), "targets holds the id -1"),
+        ("three", dict(block_size=16), r"must be a pair \(inputs, targets\) of \(N, T\) integer tensors, got 3 items"),
     ],
 )
 def test_bad_examples_are_refused(change, overrides, message):
@@ -249,9 +286,20 @@ def test_bad_examples_are_refused(change, overrides, message):
         "no_target": (x, no_target),
         "big_target": (x, big),
         "negative_target": (x, negative),
+        "three": (x, y, y),
     }.get(change, (x, y))
     with pytest.raises((ValueError, TypeError), match=message):
         Trainer(make_model(), data, quick(**overrides))
+
+
+def test_a_list_of_token_ids_is_named_in_a_short_message():
+    """A plain list of ids (what tokenizer.encode returns) once produced a message of 11 MB listing every int."""
+    data = {"train": make_data()["train"].tolist() * 50}
+    with pytest.raises(
+        TypeError, match=r"data\['train'\] is a list of 100,000 ints; wrap it as torch.tensor\(ids\)"
+    ) as err:
+        Trainer(make_model(), data, quick(eval_interval=0))
+    assert len(str(err.value)) < 200
 
 
 def test_training_without_val_split_when_not_evaluating():
@@ -286,6 +334,41 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TrainConfig(learning_rate=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         Trainer(make_model(), make_data(), quick(precision="fp16"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("weight_decay", math.nan, "TrainConfig.weight_decay must be a number >= 0 .*, got nan"),
+        ("weight_decay", -0.1, "TrainConfig.weight_decay must be a number >= 0 .*, got -0.1"),
+        ("learning_rate", "3e-4", "TrainConfig.learning_rate must be a positive number, got '3e-4'"),
+        ("learning_rate", math.inf, "TrainConfig.learning_rate must be a positive number, got inf"),
+        ("min_lr", math.nan, r"TrainConfig.min_lr must be a number in \[0, learning_rate=0.001\], got nan"),
+        ("grad_clip", "1.0", "TrainConfig.grad_clip must be a number >= 0 .*, got '1.0'"),
+        ("grad_clip", math.inf, "TrainConfig.grad_clip must be a number >= 0 .*, got inf"),
+        ("beta1", 1.5, r"TrainConfig.beta1 must be a number in \[0, 1\) .*, got 1.5"),
+        ("beta2", 1.0, r"TrainConfig.beta2 must be a number in \[0, 1\) .*, got 1.0"),
+        ("beta2", True, r"TrainConfig.beta2 must be a number in \[0, 1\) .*, got True"),
+        ("warmup_steps", True, "TrainConfig.warmup_steps must be an int >= 0, got True"),
+        ("eval_interval", 2.5, "TrainConfig.eval_interval must be an int >= 0, got 2.5"),
+        ("lr_decay_steps", "50", "TrainConfig.lr_decay_steps must be a positive int or None, got '50'"),
+        ("seed", "0", "TrainConfig.seed must be an int, got '0'"),
+        ("compile", "False", "TrainConfig.compile must be True or False or None, got 'False'"),
+        ("progress", None, "TrainConfig.progress must be True or False, got None"),
+        ("out_dir", 3, "TrainConfig.out_dir must be a str or None, got 3"),
+    ],
+)
+def test_config_refuses_wrong_types_and_non_finite_numbers(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_config_takes_a_path_and_a_torch_device_as_strings(tmp_path):
+    """The checkpoint index stores the config as JSON, where a Path would fail at the first save, after training."""
+    cfg = quick(max_steps=2, warmup_steps=1, eval_interval=0, out_dir=tmp_path / "out", device=torch.device("cpu"))
+    assert cfg.out_dir == str(tmp_path / "out") and cfg.device == "cpu"
+    train(make_model(), make_data(), cfg)
+    assert checkpoint_info(tmp_path / "out")["train_config"]["out_dir"] == str(tmp_path / "out")
 
 
 def write_config(tmp_path, **sections) -> str:
@@ -330,12 +413,24 @@ def test_cli_trains_a_gpt_from_a_config_file(tmp_path, capsys):
         ({}, ["model.n_embed=64"], "unknown model config key 'n_embed'; did you mean 'n_embd'"),
         ({"data": {"dataset": "wiki"}}, [], "not supported"),
         ({}, ["max_steps=3"], "must look like section.key=value"),
+        ({}, ["model.bias=False"], r"'False'; write JSON: true/false/null \(model.bias=false\)"),
+        ({}, ["train.compile=TRUE"], r"'TRUE'; write JSON: true/false/null \(train.compile=true\)"),
+        ({}, ["train.out_dir=None"], r"'None'; write JSON: true/false/null \(train.out_dir=null\)"),
     ],
 )
 def test_cli_refuses_bad_configs(tmp_path, sections, overrides, message):
     config = write_config(tmp_path, **sections)
     with pytest.raises(ValueError, match=message):  # before any data is read or any model is built
         load_run_config(config, overrides)
+
+
+def test_cli_overrides_parse_as_json(tmp_path):
+    config = write_config(tmp_path, train={"compile": True})
+    overrides = ["train.compile=false", "train.out_dir=null", "train.max_steps=5", 'data.size="None"', "data.size=tiny"]
+    loaded = load_run_config(config, overrides[:4])
+    assert loaded["train"] == {"compile": False, "out_dir": None, "max_steps": 5}
+    assert loaded["data"] == {"size": "None"}  # quoted as JSON, the word itself is a string
+    assert load_run_config(config, overrides[4:])["data"] == {"size": "tiny"}  # not JSON: stays a string
 
 
 def test_cli_missing_config_file(tmp_path):
@@ -436,3 +531,50 @@ def test_a_model_that_returns_no_loss_is_named_at_the_first_step():
 
     with pytest.raises(TypeError, match="must return \\(logits, loss\\) with the loss a scalar tensor, got a NoneType"):
         train(NoLoss(), make_data(), quick(eval_interval=0))
+
+
+@pytest.mark.parametrize("grad_accum_steps", [1, 2])
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, grad_accum_steps):
+    """A learning rate of 1e4 sends the loss to NaN; the run must stop there, not save NaN weights over step 10."""
+    train(make_model(), make_data(), quick(max_steps=10, eval_interval=0, out_dir=str(tmp_path), checkpoint_interval=5))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    wild = dict(learning_rate=1e4, min_lr=0.0, grad_clip=0.0, grad_accum_steps=grad_accum_steps)
+    cfg = quick(max_steps=30, eval_interval=0, out_dir=str(tmp_path), checkpoint_interval=100, **wild)
+    message = r"training loss became (nan|inf) at step \d+: the run diverged; lower learning_rate or turn on grad_clip"
+    with pytest.raises(
+        FloatingPointError, match=message + rf".* last checkpoint in {re.escape(str(tmp_path))} \(step 10\) was kept"
+    ):
+        train(make_model(), make_data(), cfg, resume=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_checkpoint_never_holds_nan_weights(tmp_path):
+    """An update can turn the weights to NaN before any loss shows it, just before a save; save() refuses them."""
+    train(make_model(), make_data(), quick(max_steps=4, eval_interval=0, out_dir=str(tmp_path)))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    trainer = Trainer(make_model(), make_data(), quick(max_steps=8, eval_interval=0, out_dir=str(tmp_path)), tmp_path)
+    trainer.backward()
+    trainer.update()
+    with torch.no_grad():
+        trainer.raw_model.mix.weight[0, 0] = math.inf
+    message = r"the weights hold NaN or inf after step 5 \(first: mix.weight\): the run diverged; lower learning_rate"
+    with pytest.raises(
+        FloatingPointError, match=message + rf"\. The last checkpoint in {re.escape(str(tmp_path))} \(step 4\) was kept"
+    ):
+        trainer.save(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_resuming_a_checkpoint_saved_by_hand_says_to_start_afresh(tmp_path):
+    """save_checkpoint(dir, model, optimizer) holds no generator states: refused before any weight is loaded."""
+    saved = make_model(seed=1)
+    save_checkpoint(tmp_path, saved, configure_optimizer(saved, quick(), torch.device("cpu")), step=3)
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    message = (
+        r"has no trainer state \(random-generator states\): it was not written by train\(\).*"
+        "load its weights with load_checkpoint and start a fresh run"
+    )
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, make_data(), quick(), resume=tmp_path)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
