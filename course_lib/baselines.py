@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from course_lib.data import check_class_ids
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 
@@ -42,11 +44,13 @@ class BagOfWordsClassifier:
 
     def scores(self, texts: Sequence[str]) -> Tensor:
         """(N, K) class scores (logits) of ``texts``."""
+        _check_texts(texts, "scores([text])")
         ids, offsets = self._bags(texts)
         return F.embedding_bag(ids, self.weight, offsets, mode="sum") + self.bias  # (N, K)
 
     def predict(self, texts: Sequence[str]) -> Tensor:
         """(N,) the most likely class of each text."""
+        _check_texts(texts, "predict([text])")
         return self.scores(texts).argmax(dim=1)
 
     def top_words(self, label: int, k: int = 10) -> list[tuple[str, float]]:
@@ -55,6 +59,15 @@ class BagOfWordsClassifier:
         words_of = {i: w for w, i in self.vocab.items()}
         values, rows = contrast.topk(k)
         return [(words_of[r], round(v, 4)) for r, v in zip(rows.tolist(), values.tolist(), strict=True)]
+
+
+def _check_texts(texts: Sequence[str], one: str) -> None:
+    """A list of strings: a bare string would be read as a list of one-character texts."""
+    if isinstance(texts, str):
+        raise TypeError(f"texts must be a list of strings, got one str; for one sentence use {one}")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts must be a list of strings, but texts[{bad}] is a {type(texts[bad]).__name__}")
 
 
 def train_bag_of_words(
@@ -70,8 +83,10 @@ def train_bag_of_words(
     The objective is ``mean cross-entropy + l2 * sum(weight ** 2)`` (the bias is not penalised), minimised
     with full-batch L-BFGS for at most ``max_iter`` iterations.
     """
+    _check_texts(texts, "train_bag_of_words([text], [label])")
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts and at least one of each; got {len(texts)} and {len(labels)}")
+    check_class_ids(labels)
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be a positive int, got {min_count!r}")
     if not l2 >= 0:

@@ -13,6 +13,8 @@ have to pick, in each row, the position of the last real token. This is what Hug
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.data import classification_batches
+from course_lib.attention import check_attention_mask
+from course_lib.data import check_class_ids, check_token_sequences, classification_batches
+from course_lib.device import get_device
 from course_lib.gpt import GPT
 from course_lib.train import TrainConfig, configure_optimizer, lr_at
-from course_lib.transformer import check_labels, check_token_ids
+from course_lib.transformer import check_labels, check_token_ids, out_of_range
 
 
 def last_token_index(attention_mask: Tensor) -> Tensor:
@@ -63,13 +67,9 @@ class GPTForSequenceClassification(nn.Module):
         """(B, T) ids -> (B, C): the final hidden state of each row's last real token."""
         gpt = self.gpt
         check_token_ids(input_ids, gpt.config.vocab_size, gpt.config.block_size, name="input_ids")
+        check_attention_mask(attention_mask, tuple(input_ids.shape))  # a (B, T) tensor of 1s and 0s, or None
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}; "
-                "they must match"
-            )
         last = last_token_index(attention_mask)  # (B,)
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
         x = gpt.drop(gpt.wte(input_ids) + gpt.wpe(pos))  # (B, T, C)
@@ -103,11 +103,13 @@ def predict_classes(
     model: nn.Module, sequences: Sequence[Sequence[int]], batch_size: int = 128, pad_id: int = 0
 ) -> tuple[Tensor, Tensor]:
     """(N,) predicted class and (N, K) class probabilities of every sequence, in the input order."""
+    batches = classification_batches(sequences, [0] * len(sequences), batch_size, pad_id, shuffle=False)
+    _check_sequences_fit(model, sequences, "")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # the batches go where the model is (a GPU in a big run)
     probs = [None] * len(sequences)
-    for batch in classification_batches(sequences, [0] * len(sequences), batch_size, pad_id, shuffle=False):
+    for batch in batches:
         logits, _ = model(batch.input_ids.to(device), batch.attention_mask.to(device))
         for i, p in zip(batch.index.tolist(), logits.float().softmax(dim=-1).cpu(), strict=True):
             probs[i] = p
@@ -130,12 +132,18 @@ def train_classifier(
     gradients, decay on matrices only, warmup then cosine decay, gradient clipping. Batches of
     ``config.batch_size`` come from ``classification_batches`` epoch after epoch, shuffled with
     ``config.seed``, so two runs with the same seed see the same sentences in the same order. With ``val``,
-    accuracy on it is measured every ``config.eval_interval`` steps and at the end.
+    accuracy on it is measured every ``config.eval_interval`` steps and at the end. ``config.device`` None
+    means ``get_device()``, as in ``train``. Training is plain fp32 (precision "auto" or "fp32"), eager, one
+    batch per step, on the whole ``val`` set, with no checkpoints: a config that asks for more is refused.
     """
+    _check_supported(config)
     _check_classification_data(model, sequences, labels, "")
     if val is not None:
+        if not isinstance(val, (tuple, list)) or len(val) != 2:
+            got = f"{len(val)} items" if isinstance(val, (tuple, list)) else f"a {type(val).__name__}"
+            raise TypeError(f"val must be a pair (sequences, labels), got {got}")
         _check_classification_data(model, *val, "val ")
-    device = torch.device(config.device or "cpu")
+    device = get_device(None if config.device is None else str(config.device))
     model.to(device).train()
     optimizer = configure_optimizer(model, config, device)
     generator = torch.Generator().manual_seed(config.seed)
@@ -157,6 +165,13 @@ def train_classifier(
             batches = classification_batches(sequences, labels, config.batch_size, pad_id, generator=generator)
             batch = next(batches)
         _, loss = model(batch.input_ids.to(device), batch.attention_mask.to(device), labels=batch.labels.to(device))
+        history.steps.append(step)
+        history.train_loss.append(loss.item())
+        if not math.isfinite(history.train_loss[-1]):  # before the step: NaN weights would only hide where it broke
+            raise FloatingPointError(
+                f"training loss became {history.train_loss[-1]} at step {step}: the run diverged; lower "
+                "learning_rate" + ("" if config.grad_clip else " or turn on grad_clip (1.0 is usual)")
+            )
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
@@ -164,8 +179,6 @@ def train_classifier(
             group["lr"] = lr_at(step, config)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        history.steps.append(step)
-        history.train_loss.append(loss.item())
         step += 1
     if val is not None and (not history.eval_steps or history.eval_steps[-1] != step):
         evaluate()
@@ -173,12 +186,69 @@ def train_classifier(
     return history
 
 
+# TrainConfig fields this loop does not implement, with what to do instead; each must keep its default
+_NO_CHECKPOINTS = "it writes no checkpoints; save the model yourself with course_lib.checkpoint.save_checkpoint"
+_UNSUPPORTED = {
+    "grad_accum_steps": "leave it at 1 (a smaller batch_size fits in less memory)",
+    "eval_batches": "it always evaluates on the whole val set; leave eval_batches at its default",
+    "out_dir": _NO_CHECKPOINTS,
+    "checkpoint_interval": _NO_CHECKPOINTS,
+}
+
+
+def _check_supported(config: TrainConfig) -> None:
+    """Refuse a TrainConfig field set to something this loop would silently ignore."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a course_lib.train.TrainConfig, got {type(config).__name__}")
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, fix in _UNSUPPORTED.items():
+        if getattr(config, name) != defaults[name]:
+            raise ValueError(f"train_classifier does not support {name} (got {getattr(config, name)!r}); {fix}")
+    if config.precision not in ("auto", "fp32"):
+        raise ValueError(
+            f"train_classifier does not support precision={config.precision!r}; it trains in fp32, "
+            "so use precision='fp32' (or 'auto')"
+        )
+    if config.compile:
+        raise ValueError("train_classifier does not support compile=True; it runs eagerly, so leave compile at None")
+
+
 def _check_classification_data(model: nn.Module, sequences: Sequence, labels: Sequence[int], split: str) -> None:
-    """Pairs up, and every label is a class of ``model``, before the first step rather than at the end."""
+    """Pairs up, every sequence fits the model and every label is a class of it, before the first step."""
     if len(sequences) == 0 or len(sequences) != len(labels):
         raise ValueError(
             f"{len(sequences)} {split}sequences and {len(labels)} {split}labels; give at least one, paired one to one"
         )
+    check_class_ids(labels, name=f"{split}labels")
+    check_token_sequences(sequences, name=f"{split}sequence")
+    _check_sequences_fit(model, sequences, split)
     num_labels = getattr(model, "num_labels", None) or getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels and num_labels > 1:
         check_labels(torch.as_tensor(labels), (len(labels),), num_labels, name=f"{split}labels")
+
+
+def _check_sequences_fit(model: nn.Module, sequences: Sequence, split: str) -> None:
+    """Every sequence (int ids, already checked) is in the model's vocabulary and fits its positions.
+
+    The limits come from the model's config: a GPT classifier's ``gpt.config`` (``vocab_size``, ``block_size``)
+    or a BERT's ``config`` (``vocab_size``, ``max_position_embeddings``); a model without them is not checked.
+    """
+    config = getattr(getattr(model, "gpt", model), "config", None)
+    vocab_size = getattr(config, "vocab_size", None)
+    positions = getattr(config, "block_size", None) or getattr(config, "max_position_embeddings", None)
+    if positions is not None:
+        lengths = [len(seq) for seq in sequences]
+        if max(lengths) > positions:
+            i = next(i for i, n in enumerate(lengths) if n > positions)
+            raise ValueError(
+                f"{split}sequence {i} has {lengths[i]} tokens but the model has {positions} positions; "
+                f"truncate the sentences to at most {positions} tokens, e.g. ids[:{positions}]"
+            )
+    if vocab_size is not None:
+        bad = out_of_range(torch.cat([torch.as_tensor(seq, dtype=torch.long) for seq in sequences]), vocab_size)
+        if bad is not None:
+            i = next(i for i, seq in enumerate(sequences) if bad in torch.as_tensor(seq).tolist())
+            raise ValueError(
+                f"{split}sequence {i} holds token id {bad}, outside the model's vocabulary [0, {vocab_size}); "
+                "encode the texts with this model's tokenizer"
+            )

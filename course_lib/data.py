@@ -12,6 +12,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+
+from course_lib.checks import check_positive_int
 
 DATA_ENV = "COURSE_DATA"
 
@@ -112,6 +115,19 @@ def data_path(name: str) -> Path:
             f"in data/README.md; {fix}"
         )
     return path
+
+
+def checkpoint_dir(name: str) -> Path:
+    """The folder of shipped checkpoint ``name`` (``data/checkpoints/<name>/``), after ``data_path``'s check of
+    each of its files, so a chapter that loads one of them by folder gets the same guarantee as a dataset."""
+    prefix = f"checkpoints/{name}/"
+    files = [file for file in manifest() if file.startswith(prefix)]
+    if not files:
+        shipped = sorted({file.split("/")[1] for file in manifest() if file.startswith("checkpoints/")})
+        raise KeyError(f"{name!r} is not a shipped checkpoint; the course ships {', '.join(shipped)}")
+    for file in files:
+        data_path(file)
+    return data_dir() / "checkpoints" / name
 
 
 def verify_data() -> list[tuple[str, bool, str]]:
@@ -277,9 +293,9 @@ def sample_lm_batch(
     """
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.is_floating_point():
         raise TypeError("tokens must be a 1-D integer tensor, e.g. torch.tensor(tokenizer.encode(text))")
-    for label, value in (("batch_size", batch_size), ("block_size", block_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive int, not {value!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("block_size", block_size)
+    _check_generator(generator)
     if len(tokens) < block_size + 1:
         raise ValueError(
             f"the text has {len(tokens)} tokens but a window needs block_size + 1 = {block_size + 1}; "
@@ -304,9 +320,46 @@ def sample_example_batch(
     answer, say), aligned at position 0, and targets of -100 mark positions the loss ignores (the prompt),
     so every gradient comes from what the model is asked to produce.
     """
+    check_example_pair(examples)
+    check_positive_int("batch_size", batch_size)
+    _check_generator(generator)
     inputs, targets = examples
     rows = torch.randint(len(inputs), (batch_size,), generator=generator)  # (B,)
     return _to_device(inputs[rows], targets[rows], device)
+
+
+def check_example_pair(examples: object, name: str = "examples") -> None:
+    """Raise unless ``examples`` is a pair (inputs, targets) of integer tensors of one shape (N, T), N, T >= 1.
+
+    Only shapes and dtypes are read, no values, so the check costs nothing beside a training step.
+    """
+    if not isinstance(examples, (tuple, list)) or len(examples) != 2:
+        got = f"{len(examples)} items" if isinstance(examples, (tuple, list)) else f"a {type(examples).__name__}"
+        raise TypeError(f"{name} must be a pair (inputs, targets) of (N, T) integer tensors, got {got}")
+    for k, (part, t) in enumerate(zip(("inputs", "targets"), examples, strict=True)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2 or not _is_integer_dtype(t.dtype):
+            got = f"a {t.dim()}-D {t.dtype} tensor" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+            raise TypeError(f"{name}[{k}] ({part}) must be a 2-D (N, T) integer tensor, got {got}")
+    inputs, targets = examples
+    if inputs.shape != targets.shape:
+        raise ValueError(
+            f"{name} inputs have shape {tuple(inputs.shape)} but targets {tuple(targets.shape)}; "
+            "row i of both is one example, with one target per input token (-100 where the loss ignores it)"
+        )
+    if inputs.numel() == 0:
+        raise ValueError(f"{name} have shape {tuple(inputs.shape)}; give at least one example of at least one token")
+
+
+def _is_integer_dtype(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _check_generator(generator: object) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {generator!r}; "
+            "for a seed use torch.Generator().manual_seed(seed)"
+        )
 
 
 def _to_device(
@@ -349,13 +402,59 @@ def classification_batches(
         raise ValueError(
             f"{len(sequences)} sequences and {len(labels)} labels; give at least one, and pair them up one to one"
         )
-    for label, value in (("batch_size", batch_size), ("bucket_batches", bucket_batches)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive int, not {value!r}")
-    empty = [i for i, seq in enumerate(sequences) if len(seq) == 0]
-    if empty:
-        raise ValueError(f"sequences {empty[:5]} are empty; every example needs at least one token")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("bucket_batches", bucket_batches)
+    if not _is_int(pad_id):
+        raise TypeError(f"pad_id must be an int token id (the tokenizer's padding id, or 0), got {pad_id!r}")
+    _check_generator(generator)
+    check_token_sequences(sequences)
+    check_class_ids(labels)
     return _padded_batches(sequences, labels, batch_size, pad_id, shuffle, generator, bucket_batches, device)
+
+
+def check_token_sequences(sequences: Sequence, name: str = "sequence") -> None:
+    """Raise unless every item is a non-empty list (or 1-D integer tensor) of int token ids, naming the first bad one.
+
+    A text where ids belong, or a float id, would otherwise fail inside torch or be truncated silently.
+    """
+    for i, seq in enumerate(sequences):
+        if isinstance(seq, torch.Tensor):
+            if seq.dim() != 1 or not _is_integer_dtype(seq.dtype):
+                raise TypeError(f"{name} {i} is a {seq.dim()}-D {seq.dtype} tensor; give a 1-D tensor of token ids")
+        elif isinstance(seq, (str, bytes)) or not (hasattr(seq, "__len__") and hasattr(seq, "__iter__")):
+            hint = "; encode the texts first, e.g. [tok.encode(t) for t in texts]" if isinstance(seq, str) else ""
+            hint = "; give a list of sequences, e.g. [ids] for one" if _is_int(seq) else hint
+            raise TypeError(f"{name} {i} is a {type(seq).__name__}, not a list of token ids{hint}")
+        else:
+            bad = next((x for x in seq if type(x) is not int and not _is_int(x)), _ALL_INTS)  # the fast test first
+            if bad is not _ALL_INTS:
+                hint = "; encode the texts first, e.g. [tok.encode(t) for t in texts]" if isinstance(bad, str) else ""
+                raise TypeError(f"{name} {i} holds {bad!r} (a {type(bad).__name__}); token ids are ints{hint}")
+        if len(seq) == 0:
+            empty = [j for j, s in enumerate(sequences) if len(s) == 0]
+            raise ValueError(f"{name}s {empty[:5]} are empty; every example needs at least one token")
+
+
+def check_class_ids(labels: Sequence, name: str = "labels") -> None:
+    """Raise unless every label is an int class id (or ``labels`` an integer tensor): no names, no fractions."""
+    if isinstance(labels, torch.Tensor):
+        if labels.dim() != 1 or not _is_integer_dtype(labels.dtype):
+            raise TypeError(f"{name} must be class ids 0..K-1, got a {labels.dim()}-D {labels.dtype} tensor")
+        return
+    for i, y in enumerate(labels):
+        if type(y) is not int and not _is_int(y):
+            raise TypeError(
+                f"{name} must be class ids 0..K-1, got {y!r} (a {type(y).__name__}) at position {i}; "
+                "map them to ids first, e.g. [classes.index(y) for y in labels]"
+            )
+
+
+_ALL_INTS = object()
+
+
+def _is_int(x: object) -> bool:
+    """An int of Python or NumPy; ``True`` is not a token id or a class."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _padded_batches(sequences, labels, batch_size, pad_id, shuffle, generator, bucket_batches, device):

@@ -8,6 +8,7 @@ title or save the figure. Chapters add their helpers here.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,11 @@ def _as_numpy(x: ArrayLike, name: str) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x.astype(np.float64)
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, not {type(x).__name__}")
+
+
+def _check_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
 
 
 def _check_tokens(tokens: Sequence[str], length: int, name: str, axis: str) -> list[str]:
@@ -99,6 +105,7 @@ def attention_heads_grid(
     w = _as_numpy(weights, "weights")
     if w.ndim != 3 or w.shape[1] != w.shape[2]:
         raise ValueError(f"weights must have shape (n_head, T, T), got {w.shape}; pick one batch item and layer")
+    _check_int("ncols", ncols)
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1, got {ncols}")
     n_head, T, _ = w.shape
@@ -160,6 +167,7 @@ def moving_average(values: Sequence[float] | torch.Tensor, k: int) -> torch.Tens
     One batch's loss is noisy; the trend is what a learning curve is read for. Prefix sums make it one
     pass however long the run, and the first points average what exists instead of padding with zeros.
     """
+    _check_int("moving_average's window k", k)
     if k < 1:
         raise ValueError(f"moving_average needs a window k >= 1, got {k}")
     v = torch.as_tensor(values, dtype=torch.float64)
@@ -175,24 +183,56 @@ def loss_curves(history: Any, ax: Axes | None = None, title: str | None = None) 
     """Draw a training run's losses: the noisy per-step training loss and the evaluations on both splits.
 
     ``history`` is what ``course_lib.train.train`` returns (steps, train_loss, eval_steps, eval_train_loss,
-    val_loss). A validation curve that turns up while the training curve keeps falling is overfitting.
-    Used from chapter 05 on.
+    val_loss); a ``ClassifierHistory`` from ``train_classifier`` (its validation accuracy goes on a second
+    y-axis, on the right); or a plain 1-D sequence of per-step training losses. A validation curve that turns
+    up while the training curve keeps falling is overfitting. Used from chapter 05 on.
     """
+    steps, train_loss, evals = _curves(history)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.5))
-    if history.train_loss:
-        ax.plot(history.steps, history.train_loss, color="tab:blue", alpha=0.25, lw=0.8, label="train (each step)")
-    if history.val_loss:
+    if len(train_loss):
+        ax.plot(steps, train_loss, color="tab:blue", alpha=0.25, lw=0.8, label="train (each step)")
+    handles = []
+    if evals == "loss" and history.val_loss:
         ax.plot(history.eval_steps, history.eval_train_loss, "o-", color="tab:blue", ms=3, label="train (eval)")
         ax.plot(history.eval_steps, history.val_loss, "o-", color="tab:orange", ms=3, label="validation")
+    if evals == "accuracy" and history.val_accuracy:
+        right = ax.twinx()
+        handles = right.plot(
+            history.eval_steps, history.val_accuracy, "o-", color="tab:orange", ms=3, label="validation accuracy"
+        )
+        right.set_ylabel("validation accuracy")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel("loss (nats per token)" if evals != "accuracy" else "loss (nats per example)")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    if handles:  # the accuracy line lives on the twin axes: one legend for both
+        lines, labels = ax.get_legend_handles_labels()
+        ax.legend(lines + handles, labels + [h.get_label() for h in handles], loc="upper right")
+    elif ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right")
     if title:
         ax.set_title(title)
     return ax
+
+
+def _curves(history: Any) -> tuple[Sequence[float], Sequence[float], str | None]:
+    """(steps, per-step training losses, which evaluations it has) of what ``loss_curves`` was given."""
+    if hasattr(history, "train_loss") and hasattr(history, "steps"):
+        evals = "loss" if hasattr(history, "val_loss") else "accuracy" if hasattr(history, "val_accuracy") else None
+        evaluated = (history.val_loss if evals == "loss" else history.val_accuracy) if evals else []
+        if not history.train_loss and not evaluated:
+            raise ValueError("nothing to plot yet: the history holds no losses; call loss_curves after training")
+        return history.steps, history.train_loss, evals
+    if isinstance(history, (list, tuple, torch.Tensor, np.ndarray)):
+        losses = np.asarray(history.detach().cpu() if isinstance(history, torch.Tensor) else history)
+        if losses.ndim == 1 and losses.dtype.kind in "iuf":
+            if len(losses) == 0:
+                raise ValueError("nothing to plot yet: the list of losses is empty")
+            return range(len(losses)), losses, None
+    raise TypeError(
+        f"loss_curves takes the History that train() returns (or train_classifier's ClassifierHistory, or a 1-D "
+        f"list of per-step training losses), got {type(history).__name__}; pass the History that train() returns"
+    )
 
 
 class LiveLossPlot:

@@ -61,3 +61,31 @@ def test_unknown_words_are_ignored_and_top_words():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_bag_of_words(**kwargs)
+
+
+def test_one_string_is_not_a_list_of_texts():
+    """A bare str would be read as one text per character."""
+    model = train_bag_of_words(TEXTS, LABELS)
+    with pytest.raises(
+        TypeError, match=r"texts must be a list of strings, got one str; for one sentence use predict\("
+    ):
+        model.predict("a good film")
+    with pytest.raises(TypeError, match=r"for one sentence use scores\(\[text\]\)"):
+        model.scores("a good film")
+    with pytest.raises(TypeError, match=r"texts\[1\] is a list"):
+        model.predict(["a good film", [1, 2]])
+    with pytest.raises(TypeError, match="texts must be a list of strings, got one str"):
+        train_bag_of_words("good", [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (["pos", "neg"], "labels must be class ids 0..K-1, got 'pos' .* map them to ids first"),
+        ([0.7, 0.2], r"labels must be class ids 0..K-1, got 0.7 \(a float\)"),  # would be truncated to 0, 0
+        (torch.tensor([1.0, 0.0]), "got a 1-D torch.float32 tensor"),
+    ],
+)
+def test_labels_must_be_class_ids(labels, message):
+    with pytest.raises(TypeError, match=message):
+        train_bag_of_words(["good", "bad"], labels)

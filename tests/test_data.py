@@ -55,6 +55,16 @@ def test_missing_file_names_itself_and_the_rebuild_command(data_copy):
         data.load_shakespeare("full")
 
 
+def test_checkpoint_dir_checks_every_file_of_the_checkpoint(data_copy):
+    assert data.checkpoint_dir("bert_mlm") == data_copy / "checkpoints" / "bert_mlm"
+    weights = data_copy / "checkpoints" / "gpt_bpe" / "model-013867.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(DataFileError, match=r"model-013867\.safetensors is corrupted.*git checkout -- data/"):
+        data.checkpoint_dir("gpt_bpe")
+    with pytest.raises(KeyError, match="the course ships bert_mlm, gpt_bpe"):
+        data.checkpoint_dir("gpt2")
+
+
 def test_rebuild_command_names_a_builder_only_where_one_exists():
     assert data.rebuild_command("brown/val.tsv") == "python data/build.py brown"
     assert data.rebuild_command("checkpoints/tiny_gpt.safetensors") is None
@@ -141,7 +151,7 @@ def test_classification_batches_eval_order_and_errors():
         data.classification_batches([[1]], [0, 1], 2)
     with pytest.raises(ValueError, match=r"sequences \[1\] are empty"):
         data.classification_batches([[1], []], [0, 1], 2)
-    with pytest.raises(ValueError, match="batch_size must be a positive int, not 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         data.classification_batches([[1]], [0], 0)
 
 
@@ -211,7 +221,7 @@ def test_lm_batch_is_seeded_and_reaches_both_ends():
 def test_lm_batch_rejects_bad_input():
     with pytest.raises(ValueError, match=r"block_size \+ 1 = 11"):
         sample_lm_batch(torch.arange(10), 2, 10)
-    with pytest.raises(ValueError, match="batch_size must be a positive int, not 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         sample_lm_batch(torch.arange(10), 0, 4)
     with pytest.raises(TypeError, match="1-D integer tensor"):
         sample_lm_batch(torch.zeros(10), 2, 4)
@@ -279,3 +289,69 @@ def test_example_batches_reach_every_row():
     inputs = torch.arange(3)[:, None].expand(3, 4)
     x, _ = data.sample_example_batch((inputs, inputs), 300, torch.Generator().manual_seed(0))
     assert set(x[:, 0].tolist()) == {0, 1, 2}
+
+
+def test_classification_batches_reject_texts_and_names_at_the_call():
+    """Each mistake fails when the generator is made, not when it is first iterated, and says the fix."""
+    with pytest.raises(TypeError, match=r"sequence 0 is a str, not a list of token ids; encode the texts first"):
+        data.classification_batches(["good film", "bad"], [0, 1], 2)
+    with pytest.raises(TypeError, match=r"sequence 1 holds 2\.5 \(a float\); token ids are ints"):
+        data.classification_batches([[1], [2.5]], [0, 1], 2)
+    with pytest.raises(TypeError, match=r"sequence 0 is a int, not a list of token ids; give a list of sequences"):
+        data.classification_batches([1, 2, 3], [0, 1, 0], 2)
+    with pytest.raises(TypeError, match=r"sequence 0 is a 2-D torch.int64 tensor"):
+        data.classification_batches([torch.ones(1, 2, dtype=torch.long)], [0], 2)
+    with pytest.raises(TypeError, match=r"labels must be class ids 0..K-1, got 'pos' .* map them to ids first"):
+        data.classification_batches([[1, 2], [3]], ["pos", "neg"], 2)
+    with pytest.raises(TypeError, match=r"labels must be class ids 0..K-1, got 0.7"):
+        data.classification_batches([[1, 2], [3]], [0.7, 0.2], 2)
+    with pytest.raises(TypeError, match=r"labels must be class ids 0..K-1, got a 1-D torch.float32 tensor"):
+        data.classification_batches([[1, 2], [3]], torch.tensor([0.0, 1.0]), 2)
+    with pytest.raises(TypeError, match="pad_id must be an int token id"):
+        data.classification_batches([[1, 2], [3]], [0, 1], 2, pad_id=None)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got 0"):
+        data.classification_batches([[1, 2], [3]], [0, 1], 2, generator=0)
+    with pytest.raises(ValueError, match="bucket_batches must be a positive int, got True"):
+        data.classification_batches([[1, 2], [3]], [0, 1], 2, bucket_batches=True)
+
+
+def test_classification_batches_take_tensors_and_numpy_ints_like_lists():
+    np = pytest.importorskip("numpy")
+    sequences, labels = [[5, 6, 7], [1, 9], [2, 3], [4]], [0, 1, 1, 0]
+    as_lists = list(data.classification_batches(sequences, labels, 2, generator=torch.Generator().manual_seed(0)))
+    other = (
+        [torch.tensor(s) for s in sequences[:2]] + [np.array(s) for s in sequences[2:]],
+        torch.tensor(labels),
+    )
+    as_other = list(data.classification_batches(*other, 2, generator=torch.Generator().manual_seed(0)))
+    for a, b in zip(as_lists, as_other, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_example_batches_reject_bad_examples():
+    x = torch.zeros(4, 5, dtype=torch.long)
+    for examples, error, message in [
+        ((x, x[:3]), ValueError, r"inputs have shape \(4, 5\) but targets \(3, 5\)"),  # rows would misalign
+        ((x, x[:, :3]), ValueError, r"inputs have shape \(4, 5\) but targets \(4, 3\)"),
+        ((x[:0], x[:0]), ValueError, r"examples have shape \(0, 5\); give at least one example"),
+        ((x, x, x), TypeError, r"a pair \(inputs, targets\) of \(N, T\) integer tensors, got 3 items"),
+        ((x.float(), x), TypeError, r"examples\[0\] \(inputs\) must be a 2-D \(N, T\) integer tensor"),
+        ((x, x[0]), TypeError, r"examples\[1\] \(targets\) must be a 2-D .* got a 1-D torch.int64 tensor"),
+        (x, TypeError, "got a Tensor"),
+    ]:
+        with pytest.raises(error, match=message):
+            data.sample_example_batch(examples, 2)
+    for batch_size in (0, True, 2.0):
+        with pytest.raises(ValueError, match=f"batch_size must be a positive int, got {batch_size}"):
+            data.sample_example_batch((x, x), batch_size)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        data.sample_example_batch((x, x), 2, generator=0)
+
+
+def test_lm_batch_rejects_a_seed_where_a_generator_goes_and_bool_sizes():
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got 0; .*manual_seed"):
+        sample_lm_batch(torch.arange(10), 2, 4, generator=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got True"):
+        sample_lm_batch(torch.arange(10), True, 4)
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 2.5"):
+        sample_lm_batch(torch.arange(10), 2, 2.5)

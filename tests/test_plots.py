@@ -113,3 +113,45 @@ def test_moving_average_rejects_bad_input():
         moving_average([1.0, 2.0], 0)
     with pytest.raises(ValueError, match="1-D"):
         moving_average(torch.zeros(2, 3), 2)
+
+
+def test_moving_average_and_grid_want_int_sizes():
+    with pytest.raises(TypeError, match="window k must be an int, got 2.5"):
+        moving_average([1.0, 2.0], 2.5)
+    with pytest.raises(TypeError, match="ncols must be an int, got 2.5"):
+        attention_heads_grid(torch.ones(2, 3, 3), ["a", "b", "c"], ncols=2.5)
+
+
+def test_loss_curves_draws_a_history_its_evaluations_and_a_classifier_history():
+    from course_lib.classify import ClassifierHistory
+    from course_lib.plots import loss_curves
+    from course_lib.train import History
+
+    history = History(steps=[0, 1, 2], train_loss=[3.0, 2.5, 2.0], eval_steps=[0, 3])
+    history.eval_train_loss, history.val_loss = [3.1, 1.9], [3.2, 2.1]
+    ax = loss_curves(history, title="run")
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[3.0, 2.5, 2.0], [3.1, 1.9], [3.2, 2.1]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train (each step)", "train (eval)", "validation"]
+
+    clf = ClassifierHistory(steps=[0, 1], train_loss=[0.7, 0.6], eval_steps=[0, 2], val_accuracy=[0.5, 0.75])
+    ax = loss_curves(clf)
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[0.7, 0.6]]
+    (right,) = [other for other in ax.figure.axes if other is not ax]  # accuracy has its own y-axis
+    assert [list(line.get_ydata()) for line in right.get_lines()] == [[0.5, 0.75]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train (each step)", "validation accuracy"]
+
+    ax = loss_curves([3.0, 2.0, 1.5])  # a plain list of per-step losses
+    assert list(ax.get_lines()[0].get_xdata()) == [0, 1, 2] and list(ax.get_lines()[0].get_ydata()) == [3.0, 2.0, 1.5]
+
+
+def test_loss_curves_rejects_what_it_cannot_draw():
+    from course_lib.plots import loss_curves
+    from course_lib.train import History
+
+    with pytest.raises(ValueError, match="nothing to plot yet"):
+        loss_curves(History())
+    with pytest.raises(ValueError, match="nothing to plot yet"):
+        loss_curves([])
+    for wrong in ({"train_loss": [1.0]}, "1.0 2.0", [[1.0, 2.0]], 3.0):
+        with pytest.raises(TypeError, match="pass the History that train\\(\\) returns"):
+            loss_curves(wrong)
