@@ -105,8 +105,8 @@ def generate(
     reusing the keys and values cached for the others. The cache holds positions counted from the
     start of the window, so when the window slides every position changes and the cache is rebuilt
     from the new window; cached and uncached generation thus pick the same tokens. After ``eos_id`` a
-    row only repeats ``eos_id``; generation stops early when every row has finished. Call
-    ``model.eval()`` first, or dropout stays on.
+    row only repeats ``eos_id``; generation stops early when every row has finished. The model samples
+    in eval mode (no dropout) and is left in the mode it was in, so generating mid-training is safe.
 
     The loop runs under ``torch.inference_mode``, which skips the autograd bookkeeping that ``no_grad`` still
     does for every small op; a batch-1 decoding step is mostly such ops. The result is cloned out of
@@ -114,8 +114,14 @@ def generate(
     """
     _check_args(model, idx, max_new_tokens, eos_id)
     _check_sampling(temperature, top_k, top_p)
-    with torch.inference_mode():
-        idx = _generate(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+    training = [m for m in model.modules() if m.training]  # dropout would sample from a noisy model
+    model.eval()
+    try:
+        with torch.inference_mode():
+            idx = _generate(model, idx, max_new_tokens, temperature, top_k, top_p, use_cache, eos_id, generator)
+    finally:
+        for m in training:  # each module back to its own mode, not all to one
+            m.training = True
     return idx.clone()
 
 
@@ -133,7 +139,7 @@ def _generate(
     block_size = model.block_size
     cache: KVCache | None = None
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         if not use_cache:
             feed = idx[:, -block_size:]
         elif cache is not None and len(cache) < block_size:
@@ -141,6 +147,11 @@ def _generate(
         else:
             cache, feed = KVCache(), idx[:, -block_size:]  # first step, or the window slid: rebuild
         logits = model(feed, cache=cache)[0][:, -1, :]  # (B, V)
+        if step == 0 and not torch.isfinite(logits).all():  # once: a check per token would sync every step
+            raise ValueError(
+                "the model's logits are not finite (nan/inf): its weights diverged in training; "
+                "reload a checkpoint from before the loss became nan, or train with a lower learning rate"
+            )
         nxt = _sample(logits, temperature, top_k, top_p, generator)  # (B, 1)
         if eos_id is not None:
             nxt = nxt.masked_fill(finished[:, None], eos_id)

@@ -8,6 +8,8 @@ which switches a Llama uses and how the GGUF file's tensors and tokenizer map on
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +103,10 @@ class LlamaConfig:
         check_positive_ints(self, ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "d_ff", "block_size"))
         if not self.norm_eps > 0:
             raise ValueError(f"LlamaConfig.norm_eps must be > 0, got {self.norm_eps!r}")
+        # rotary angles are position / rope_base ** (2i / hs): a base <= 0 gives garbage angles, not NaN
+        base = self.rope_base
+        if isinstance(base, bool) or not isinstance(base, numbers.Real) or not 0 < base < math.inf:
+            raise ValueError(f"LlamaConfig.rope_base must be a finite number > 0 (SmolLM2: 100000), got {base!r}")
 
     def block_config(self) -> BlockConfig:
         """The shared core's switches for a Llama block: RMSNorm, pre-norm, SwiGLU, no biases, GQA, RoPE."""
@@ -145,25 +151,36 @@ class Llama(DecoderLM):
 # ----------------------------------------------------------------------------- GGUF -> Llama
 
 
+def _metadata(gguf: GGUFFile, key: str) -> Any:
+    """A required metadata entry; a file written by llama.cpp's converter has them all."""
+    try:
+        return gguf.metadata[key]
+    except KeyError:
+        raise ValueError(
+            f"the GGUF metadata has no {key!r}; the file is incomplete or was not written by llama.cpp's converter"
+        ) from None
+
+
 def config_from_gguf(gguf: GGUFFile) -> LlamaConfig:
     """Read the model's shape from GGUF metadata (keys like ``llama.block_count``)."""
     metadata = gguf.metadata
     arch = metadata.get("general.architecture")
     if arch != "llama":
         raise ValueError(f"this loader reads Llama-architecture GGUF files, but the file says {arch!r}")
-    head_dim = metadata["llama.embedding_length"] // metadata["llama.attention.head_count"]
+    n_head = _metadata(gguf, "llama.attention.head_count")
+    head_dim = _metadata(gguf, "llama.embedding_length") // n_head
     if metadata.get("llama.rope.dimension_count", head_dim) != head_dim:
         raise ValueError("the file rotates only part of each head (partial RoPE), which this model does not implement")
     return LlamaConfig(
-        vocab_size=len(metadata["tokenizer.ggml.tokens"]),
-        n_layer=metadata["llama.block_count"],
-        n_head=metadata["llama.attention.head_count"],
-        n_kv_head=metadata.get("llama.attention.head_count_kv", metadata["llama.attention.head_count"]),
-        n_embd=metadata["llama.embedding_length"],
-        d_ff=metadata["llama.feed_forward_length"],
+        vocab_size=len(_metadata(gguf, "tokenizer.ggml.tokens")),
+        n_layer=_metadata(gguf, "llama.block_count"),
+        n_head=n_head,
+        n_kv_head=metadata.get("llama.attention.head_count_kv", n_head),
+        n_embd=_metadata(gguf, "llama.embedding_length"),
+        d_ff=_metadata(gguf, "llama.feed_forward_length"),
         rope_base=float(metadata.get("llama.rope.freq_base", 10_000.0)),
-        norm_eps=float(metadata["llama.attention.layer_norm_rms_epsilon"]),
-        block_size=metadata["llama.context_length"],
+        norm_eps=float(_metadata(gguf, "llama.attention.layer_norm_rms_epsilon")),
+        block_size=_metadata(gguf, "llama.context_length"),
         tie_embeddings="output.weight" not in gguf.tensors,  # no separate output matrix: it is tied
     )
 
@@ -239,6 +256,7 @@ def to_hf_state_dict(model: Llama) -> dict[str, Tensor]:
 SMOLLM_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?=\p{N})|\s+(?!\S)|\s+"""
 SPLIT_PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "smollm": SMOLLM_SPLIT_PATTERN}
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types for special tokens
+CHAT_ROLES = ("system", "user", "assistant")  # the roles chat models are trained with
 
 
 def tokenizer_from_gguf(gguf: GGUFFile) -> BPETokenizer:
@@ -251,11 +269,11 @@ def tokenizer_from_gguf(gguf: GGUFFile) -> BPETokenizer:
     pre = meta.get("tokenizer.ggml.pre", "gpt2")
     if pre not in SPLIT_PATTERNS:
         raise ValueError(f"unknown pre-tokenizer {pre!r}; known: {', '.join(SPLIT_PATTERNS)}")
-    tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+    tokens, types = _metadata(gguf, "tokenizer.ggml.tokens"), _metadata(gguf, "tokenizer.ggml.token_type")
     special = {
         tok: i for i, (tok, kind) in enumerate(zip(tokens, types, strict=True)) if kind in (_CONTROL, _USER_DEFINED)
     }
-    return BPETokenizer.from_merges(tokens, meta["tokenizer.ggml.merges"], SPLIT_PATTERNS[pre], special)
+    return BPETokenizer.from_merges(tokens, _metadata(gguf, "tokenizer.ggml.merges"), SPLIT_PATTERNS[pre], special)
 
 
 def render_chat(template: str, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -270,6 +288,10 @@ def render_chat(template: str, messages: list[dict[str, str]], add_generation_pr
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or set(m) != {"role", "content"}:
             raise ValueError(f"message {i} must be a dict with exactly the keys 'role' and 'content', got {m!r}")
+        if m["role"] not in CHAT_ROLES:  # a template renders any role, so a typo would reach the model unnoticed
+            raise ValueError(f"message {i} has role {m['role']!r}; use one of {', '.join(map(repr, CHAT_ROLES))}")
+        if not isinstance(m["content"], str):
+            raise TypeError(f"message {i}'s content must be a str, got {type(m['content']).__name__}")
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt)
 
@@ -285,12 +307,11 @@ class ChatModel:
 
     @classmethod
     def from_gguf(cls, gguf: GGUFFile) -> ChatModel:
-        meta = gguf.metadata
         return cls(
             llama_from_gguf(gguf),
             tokenizer_from_gguf(gguf),
-            meta["tokenizer.chat_template"],
-            meta["tokenizer.ggml.eos_token_id"],
+            _metadata(gguf, "tokenizer.chat_template"),
+            _metadata(gguf, "tokenizer.ggml.eos_token_id"),
         )
 
     def prompt_ids(self, messages: list[dict[str, str]] | str) -> Tensor:
@@ -314,21 +335,21 @@ class ChatModel:
 
 
 @torch.no_grad()
-def logit_lens(model: Llama, idx: Tensor, last: int | None = None) -> Tensor:
+def logit_lens(model: DecoderLM, idx: Tensor, last: int | None = None) -> Tensor:
     """Next-token log-probabilities read off the residual stream after the embedding and after each block.
 
     The "logit lens" (nostalgebraist, 2020) applies the model's own final norm and output layer to an
     intermediate state, as if the remaining blocks were skipped. Returns (n_layer + 1, T, vocab_size)
     for one sequence ``idx`` (1, T); the last entry is the model's real prediction. The output layer
     dominates the cost (vocab_size x n_embd per position and layer), so ``last=n`` reads only the
-    last n positions.
+    last n positions. Any decoder of the course works (GPT too): row 0 is its own ``embed``.
     """
-    if idx.dim() != 2 or idx.shape[0] != 1:
+    check_token_ids(idx, model.config.vocab_size, model.config.block_size)
+    if idx.shape[0] != 1:
         raise ValueError(f"logit_lens takes one sequence, shape (1, T), got {tuple(idx.shape)}; use idx[:1]")
     if last is not None and not 1 <= last <= idx.shape[1]:
         raise ValueError(f"last={last!r} must be between 1 and the sequence length {idx.shape[1]}, or None for all")
-    check_token_ids(idx, model.config.vocab_size, model.config.block_size)
-    states = [model.wte(idx)]  # (1, T, C) before any block
+    states = [model.embed(idx, 0)]  # (1, T, C) before any block: GPT adds its position embeddings here
     hooks = [block.register_forward_hook(lambda _m, _inp, out: states.append(out)) for block in model.transformer.h]
     try:
         model(idx)

@@ -26,6 +26,20 @@ def _check_rank(base: nn.Module, r: int, name: str = "") -> None:
         )
 
 
+def _check_untied(model: nn.Module, names: list[str]) -> None:
+    """Refuse a target whose weight another module shares (GPT's lm_head is wte's matrix): merging would
+    add ``B @ A`` to the shared tensor and silently change the other module too."""
+    params = list(model.named_parameters(remove_duplicate=False))  # a shared tensor under each of its names
+    for name in names:
+        weight = model.get_submodule(name).weight
+        others = [other for other, p in params if p is weight and other != f"{name}.weight"]
+        if others:
+            raise ValueError(
+                f"{name}'s weight is tied to {others[0]}; merging LoRA into it would change "
+                f"{others[0].rsplit('.', 1)[0]} too: leave {name} out of the targets"
+            )
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable rank-``r`` update ``(alpha / r) * B @ A``."""
 
@@ -82,6 +96,7 @@ def add_lora(model: nn.Module, targets: tuple[str, ...], r: int = 8, alpha: floa
         raise ValueError(f"no nn.Linear in the model ends with any of {targets}; its linear layers end with {linears}")
     for name in names:
         _check_rank(model.get_submodule(name), r, name)
+    _check_untied(model, names)
     model.requires_grad_(False)
     for name in names:
         parent_name, _, child = name.rpartition(".")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import functools
 import heapq
 import json
+import numbers
+import operator
+import reprlib
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -26,25 +29,73 @@ def _write_json(path: str | Path, payload: dict) -> None:
         f.write("\n")
 
 
-def _read_json(path: str | Path, kind: str) -> dict:
+def _read_json(path: str | Path, kind: str, keys: tuple[str, ...]) -> dict:
+    """The payload of a file ``.save()`` wrote for a ``kind`` tokenizer, with every one of ``keys``."""
     with open(path, encoding="utf-8") as f:
-        payload = json.load(f)
+        try:
+            payload = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not a saved tokenizer: it is not valid JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path} holds a JSON {type(payload).__name__}, not a tokenizer; use a file .save() wrote")
     if payload.get("type") != kind:
         raise ValueError(f"{path} holds a {payload.get('type')!r} tokenizer, not a {kind!r} one")
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise ValueError(f"{path} is not a complete saved {kind!r} tokenizer: it lacks {missing}; save it again")
     return payload
 
 
-def _as_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
-    """``ids`` as a list of ints in range; a 1-D tensor or array of integers works too."""
+def _check_text(text: object, caller: str) -> None:
+    """Text must be a str: iterating None or a list of strings would fail, or encode something else, later."""
+    if not isinstance(text, str):
+        raise TypeError(f"{caller} takes a str, not {type(text).__name__}")
+
+
+def _as_ids(ids: Iterable[int], vocab_size: int, caller: str = "decode") -> list[int]:
+    """``ids`` as a list of ints in range: a list, or a 1-D tensor or array of integers.
+
+    A single id is refused rather than read as a one-token text: ``decode(ids[0, 0])`` where
+    ``ids[0]`` was meant would otherwise quietly return one token instead of the row.
+    """
+    if isinstance(ids, numbers.Number) or getattr(ids, "ndim", 1) == 0:
+        raise TypeError(f"{caller} takes a sequence of ids, got the single id {ids!r}; for one id pass [i]")
+    if getattr(ids, "ndim", 1) > 1:  # e.g. generate's (1, T) output
+        raise ValueError(f"{caller} takes one sequence (1-D), got shape {tuple(ids.shape)}; {caller} one row: ids[0]")
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{caller} takes token ids, not a {type(ids).__name__}; encode turns text into ids")
     if hasattr(ids, "tolist"):
         ids = ids.tolist()  # torch tensors and NumPy arrays
-    ids = list(ids)
+    try:
+        ids = list(ids)
+    except TypeError:
+        raise TypeError(f"{caller} takes a list of token ids, not {type(ids).__name__}") from None
     for i, token in enumerate(ids):
-        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocab_size:
+        if type(token) is not int:
+            ids[i] = token = _as_id(token, i, caller)
+        if not 0 <= token < vocab_size:
             raise ValueError(f"id {token!r} at position {i} is not a token id: ids run from 0 to {vocab_size - 1}")
     return ids
+
+
+def _as_id(token: object, position: int, caller: str) -> int:
+    """One entry of ``ids`` as an int: NumPy integers and 0-d integer tensors count, bools and floats do not."""
+    if isinstance(token, (list, tuple)) or getattr(token, "ndim", 0) > 0:
+        raise ValueError(
+            f"{caller} takes one sequence of ids, but position {position} holds the sequence {reprlib.repr(token)}; "
+            f"{caller} one row at a time: ids[0]"
+        )
+    if hasattr(token, "item"):
+        token = token.item()  # a 0-d tensor or a NumPy scalar
+    if isinstance(token, bool):
+        raise ValueError(f"id {token!r} at position {position} is a bool, not a token id")
+    try:
+        return operator.index(token)
+    except TypeError:
+        raise TypeError(
+            f"ids must be integers, got {reprlib.repr(token)} at position {position}; "
+            "convert a float tensor with ids.long()"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +128,7 @@ class CharTokenizer:
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
+        _check_text(text, "encode")
         try:
             return [self.stoi[c] for c in text]
         except KeyError:
@@ -96,7 +148,7 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
-        return cls(_read_json(path, "char")["chars"])
+        return cls(_read_json(path, "char", ("chars",))["chars"])
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
@@ -238,7 +290,14 @@ class BPETokenizer:
 
         The text is reduced to its distinct pre-split pieces with their counts, and each step merges
         the most frequent adjacent pair (ties: the smallest pair of ids); see :func:`learn_merges`.
+        Training stops early, with a smaller vocabulary, once every piece of a short text is a single
+        token: nothing is left to merge. Check ``vocab_size`` afterwards when the text is small.
         """
+        if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+            raise TypeError(
+                "train takes one string, not a list of texts; join them: '\\n'.join(texts) (a separator keeps the "
+                "last word of one text and the first of the next from merging)"
+            )
         if not isinstance(text, str) or not text:
             raise ValueError("train needs a non-empty string")
         if isinstance(special_tokens, str):  # list("<eot>") would make five one-character special tokens
@@ -352,8 +411,7 @@ class BPETokenizer:
 
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
         """Token ids of ``text``; with ``allow_special`` a special token's text becomes its one id."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode takes a str, not {type(text).__name__}")
+        _check_text(text, "encode")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -370,14 +428,17 @@ class BPETokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """The text of ``ids``; a cut through a multi-byte character shows as U+FFFD."""
-        ids = _as_ids(ids, self.vocab_size)
-        missing = [i for i in ids if i not in self.vocab]
-        if missing:
-            raise ValueError(f"ids {missing[:5]} have no token in this vocabulary")
-        return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+        return b"".join(self._token_bytes(ids, "decode")).decode("utf-8", errors="replace")
 
     def token_bytes(self, ids: list[int]) -> list[bytes]:
         """The bytes of each token, e.g. to show how a text was cut."""
+        return self._token_bytes(ids, "token_bytes")
+
+    def _token_bytes(self, ids: list[int], caller: str) -> list[bytes]:
+        ids = _as_ids(ids, self.vocab_size, caller)
+        missing = [i for i in ids if i not in self.vocab]
+        if missing:
+            raise ValueError(f"ids {missing[:5]} have no token in this vocabulary")
         return [self.vocab[i] for i in ids]
 
     # -- saving ---------------------------------------------------------------------------------------
@@ -404,7 +465,7 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        payload = _read_json(path, "bpe")
+        payload = _read_json(path, "bpe", ("tokens", "merges", "pattern", "special_tokens"))
         return cls.from_merges(payload["tokens"], payload["merges"], payload["pattern"], payload["special_tokens"])
 
     def __repr__(self) -> str:
@@ -525,8 +586,7 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The WordPiece strings of ``text``, without ``[CLS]``/``[SEP]``."""
-        if not isinstance(text, str):
-            raise TypeError(f"tokenize takes a str, not {type(text).__name__}")
+        _check_text(text, "tokenize")
         tokens = []
         for i, part in enumerate(self._special_split.split(text)):
             if i % 2:
@@ -589,7 +649,7 @@ class WordPieceTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> WordPieceTokenizer:
-        payload = _read_json(path, "wordpiece")
+        payload = _read_json(path, "wordpiece", ("vocab", "lowercase"))
         return cls(payload["vocab"], lowercase=payload["lowercase"])
 
     def __repr__(self) -> str:

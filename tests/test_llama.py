@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course_lib.attention import KVCache
+from course_lib.gpt import GPT, GPTConfig
 from course_lib.llama import (
     ChatModel,
     GGUFFile,
@@ -28,8 +30,6 @@ from course_lib.llama import (
     tokenizer_from_gguf,
     unpermute_rotary,
 )
-
-transformers = pytest.importorskip("transformers")
 
 # SmolLM2 in float32 through 30 blocks: two implementations that sum in different orders differ by
 # about 1e-5 on logits of size ~20; the tolerance leaves room for other CPUs' kernels.
@@ -122,6 +122,10 @@ def test_llama_parameter_count_is_smollm2s():
         (dict(n_head=0), "n_head must be a positive int"),
         (dict(n_kv_head=4), "not divisible by n_kv_head=4"),
         (dict(norm_eps=-1.0), "norm_eps must be > 0"),  # would give NaN logits
+        (dict(rope_base=0.0), "rope_base must be a finite number > 0"),  # garbage angles, no NaN to notice
+        (dict(rope_base=-10_000.0), "rope_base must be a finite number > 0"),
+        (dict(rope_base=float("inf")), "rope_base must be a finite number > 0"),
+        (dict(rope_base="10000"), "rope_base must be a finite number > 0"),
     ],
 )
 def test_bad_configs_are_rejected_with_a_reason(bad, match):
@@ -190,6 +194,13 @@ def test_a_gguf_file_round_trips_into_the_same_model(tie):
         torch.testing.assert_close(loaded(idx)[0], model(idx)[0], rtol=0, atol=1e-5)
     gguf.metadata["llama.rope.dimension_count"] = TINY["n_embd"] // TINY["n_head"] // 2
     with pytest.raises(ValueError, match="partial RoPE"):
+        config_from_gguf(gguf)
+
+
+def test_incomplete_gguf_metadata_names_the_missing_key():
+    _, gguf = tiny_gguf(tie=True)
+    del gguf.metadata["llama.feed_forward_length"]
+    with pytest.raises(ValueError, match="GGUF metadata has no 'llama.feed_forward_length'; the file is incomplete"):
         config_from_gguf(gguf)
 
 
@@ -361,6 +372,17 @@ def test_render_chat_rejects_malformed_messages(smollm2):
         render_chat(smollm2.metadata["tokenizer.chat_template"], [{"role": "user", "text": "Hi"}])
 
 
+CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+
+
+def test_render_chat_rejects_unknown_roles_and_content_that_is_not_text():
+    assert render_chat(CHATML, [{"role": "user", "content": "Hi"}]) == "<|im_start|>user\nHi<|im_end|>\n"
+    with pytest.raises(ValueError, match="message 1 has role 'usr'; use one of 'system', 'user', 'assistant'"):
+        render_chat(CHATML, [{"role": "system", "content": "Be brief."}, {"role": "usr", "content": "Hi"}])
+    with pytest.raises(TypeError, match="message 0's content must be a str, got NoneType"):
+        render_chat(CHATML, [{"role": "user", "content": None}])
+
+
 def test_logit_lens_ends_at_the_models_prediction_and_starts_at_the_embedding():
     ours, _ = tiny_pair(tie=True)
     idx = torch.randint(0, TINY["vocab_size"], (1, 7), generator=torch.Generator().manual_seed(4))
@@ -378,3 +400,17 @@ def test_logit_lens_ends_at_the_models_prediction_and_starts_at_the_embedding():
         logit_lens(ours, idx, last=8)
     with pytest.raises(ValueError, match="one sequence"):
         logit_lens(ours, idx.repeat(2, 1))
+    with pytest.raises(TypeError, match="idx must be a torch.Tensor of token ids, got list"):
+        logit_lens(ours, [[1, 2]])
+
+
+def test_logit_lens_on_gpt_starts_at_its_embedding_with_positions():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16)).eval()
+    idx = torch.tensor([[3, 3, 3, 5]])  # the same token at three positions: only the position embedding differs
+    lens = logit_lens(gpt, idx)
+    with torch.no_grad():
+        first = torch.log_softmax(gpt.lm_head(gpt.transformer.ln_f(gpt.wte(idx) + gpt.wpe(torch.arange(4))))[0], -1)
+        torch.testing.assert_close(lens[-1], torch.log_softmax(gpt(idx)[0][0], dim=-1))
+    torch.testing.assert_close(lens[0], first)
+    assert not torch.allclose(lens[0, 0], lens[0, 1])

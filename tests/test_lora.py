@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from course_lib.gpt import GPT, GPTConfig
+from course_lib.llama import Llama, LlamaConfig
 from course_lib.lora import LoRALinear, add_lora, count_trainable, merge_lora
 
 
@@ -110,3 +111,20 @@ def test_a_refused_add_lora_leaves_the_model_untouched():
     add_lora(model, ("c_attn",), r=4)
     with pytest.raises(ValueError, match="LoRA is already applied to"):
         add_lora(model, ("c_attn",), r=4)
+
+
+def test_a_tied_output_layer_is_refused_and_an_untied_one_merges_exactly():
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8))  # lm_head shares wte's matrix
+    with pytest.raises(ValueError, match="lm_head's weight is tied to wte.weight; merging .* leave lm_head out"):
+        add_lora(gpt, ("c_attn", "lm_head"), r=2)
+    assert not any(isinstance(m, LoRALinear) for m in gpt.modules())
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=20, n_layer=1, n_head=2, n_kv_head=1, n_embd=8, d_ff=16, tie_embeddings=False)
+    llama = Llama(config).eval()
+    add_lora(llama, ("lm_head",), r=2)
+    nn.init.normal_(llama.lm_head.B)  # as if trained
+    x = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        before = llama(x)[0]
+        merge_lora(llama)
+        torch.testing.assert_close(llama(x)[0], before)

@@ -2,16 +2,26 @@
 
 import json
 import unicodedata
+from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
+import regex
 import tiktoken
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course_lib.data import load_sentiment, load_shakespeare, minilm_dir
-from course_lib.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, bytes_to_unicode
+from course_lib.tokenizers import (
+    BERT_SPECIAL_TOKENS,
+    GPT2_SPLIT_PATTERN,
+    BPETokenizer,
+    CharTokenizer,
+    WordPieceTokenizer,
+    bytes_to_unicode,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +52,46 @@ def test_decode_takes_tensors_and_arrays():
     assert tok.decode(torch.tensor([2, 0, 1])) == tok.decode(np.array([2, 0, 1])) == "cab"
     with pytest.raises(ValueError, match="id True at position 0"):
         tok.decode([True])
+
+
+def test_decode_takes_any_integer_id():
+    tok = CharTokenizer.from_text("abc")
+    assert tok.decode(list(torch.tensor([2, 0]))) == "ca"  # a list of 0-d tensors
+    assert tok.decode([np.int64(2), torch.tensor(0, dtype=torch.int32)]) == "ca"
+    with pytest.raises(ValueError, match="id True at position 0"):
+        tok.decode([torch.tensor(True)])
+
+
+def test_decode_explains_a_batch_a_single_id_and_floats():
+    tok = CharTokenizer.from_text("abc")
+    batch = torch.zeros((1, 203), dtype=torch.long)  # what generate returns
+    with pytest.raises(ValueError, match=r"one sequence \(1-D\), got shape \(1, 203\); decode one row: ids\[0\]"):
+        tok.decode(batch)
+    with pytest.raises(ValueError, match=r"position 0 holds the sequence \[0, 0, 0, 0, 0, 0, \.\.\.\]; decode one row"):
+        tok.decode(batch.tolist())  # and the message stays short
+    for single in (1, torch.tensor(1), np.int64(1)):
+        with pytest.raises(TypeError, match=r"sequence of ids, got the single id .*for one id pass \[i\]"):
+            tok.decode(single)
+    with pytest.raises(TypeError, match="ids must be integers, got 1.0 at position 1"):
+        tok.decode([0, 1.0])
+    with pytest.raises(TypeError, match="ids must be integers, got 1.0 at position 0"):
+        tok.decode(torch.tensor([1.0]))
+    with pytest.raises(TypeError, match="decode takes token ids, not a str; encode"):
+        tok.decode("abc")
+    with pytest.raises(TypeError, match="decode takes a list of token ids, not NoneType"):
+        tok.decode(None)
+
+
+def test_every_tokenizer_refuses_a_batch_to_decode(bpe):
+    wordpiece = WordPieceTokenizer.train(["the cat sat"], 40)
+    for tok in (bpe, wordpiece):
+        with pytest.raises(ValueError, match="decode one row: ids"):
+            tok.decode(torch.zeros((2, 3), dtype=torch.long))
+
+
+def test_char_encode_takes_only_text():
+    with pytest.raises(TypeError, match="encode takes a str, not NoneType"):
+        CharTokenizer.from_text("abc").encode(None)
 
 
 def test_char_tokenizer_save_load(tmp_path):
@@ -80,6 +130,66 @@ def test_bpe_trains_the_textbook_example():
     tok = BPETokenizer.train("aaabdaaabac", 259)
     assert [tok.vocab[i] for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
     assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, ord("a"), ord("c")]
+
+
+def naive_merges(words, freqs, vocab, num_merges, join):
+    """The tokens BPE training learns, the slow way: count every pair again after every merge.
+
+    ``words`` are the pre-split pieces as ids into ``vocab`` (a list, extended here) and ``freqs`` their counts.
+    Each step merges the most frequent pair (ties: the smallest pair of ids) everywhere, left to right; a pair
+    whose merged token is already in the vocabulary is never merged.
+    """
+    known, skipped, learned = set(vocab), set(), []
+    while len(learned) < num_merges:
+        counts = Counter()
+        for word, freq in zip(words, freqs, strict=True):
+            for pair in pairwise(word):
+                counts[pair] += freq
+        best = min(((-n, pair) for pair, n in counts.items() if pair not in skipped), default=None)
+        if best is None:
+            break
+        pair = best[1]
+        token = join(vocab[pair[0]], vocab[pair[1]])
+        if token in known:
+            skipped.add(pair)
+            continue
+        vocab.append(token)
+        known.add(token)
+        learned.append(token)
+        for w, word in enumerate(words):
+            if pair[0] not in word:
+                continue
+            out, i = [], 0
+            while i < len(word):
+                if tuple(word[i : i + 2]) == pair:
+                    out.append(len(vocab) - 1)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            words[w] = out
+    return learned
+
+
+def test_bpe_learns_the_merges_of_a_naive_recount_every_step_bpe(shakespeare):
+    text = shakespeare.train[:60_000]
+    pieces = Counter(regex.findall(GPT2_SPLIT_PATTERN, text))  # merges never cross GPT-2's pre-split
+    words = [list(piece.encode("utf-8")) for piece in pieces]
+    ref = naive_merges(words, list(pieces.values()), [bytes([b]) for b in range(256)], 150, bytes.__add__)
+    tok = BPETokenizer.train(text, 256 + 150)
+    assert len(ref) == 150 and [tok.vocab[i] for i in range(256, 256 + 150)] == ref
+
+
+def test_wordpiece_learns_the_merges_of_a_naive_recount_every_step_bpe(shakespeare):
+    text = shakespeare.train[:60_000]
+    tok = WordPieceTokenizer.train(text, 300)
+    counts = Counter(tok.pre_tokenize(tok.normalize(text)))
+    alphabet = sorted({c for word in counts for c in word})
+    vocab = [*BERT_SPECIAL_TOKENS, *alphabet, *("##" + c for c in alphabet)]  # a piece inside a word is ##piece
+    words = [[vocab.index(w[0]), *(vocab.index("##" + c) for c in w[1:])] for w in counts]
+    start = len(vocab)
+    ref = naive_merges(words, list(counts.values()), vocab, 300 - start, lambda a, b: a + b.removeprefix("##"))
+    assert len(ref) == 300 - start and tok.vocab[start:] == ref
 
 
 def test_bpe_matches_tiktoken_on_shakespeare_validation(bpe, shakespeare):
@@ -196,6 +306,30 @@ def test_bpe_errors(bpe):
         bpe.decode([4096])
     with pytest.raises(TypeError, match=r"special_tokens must be a list of strings, e.g. \['<eot>'\]"):
         BPETokenizer.train("the cat", 300, special_tokens="<eot>")  # not five one-letter special tokens
+    with pytest.raises(TypeError, match=r"one string, not a list of texts; join them: '\\n'.join\(texts\)"):
+        BPETokenizer.train(["the cat", "sat"], 300)
+
+
+def test_bpe_token_bytes_checks_ids_like_decode(bpe):
+    assert bpe.token_bytes(torch.tensor(bpe.encode("the cat"))) == bpe.token_bytes(bpe.encode("the cat"))
+    with pytest.raises(ValueError, match="id 5000 at position 0 is not a token id: ids run from 0 to 4095"):
+        bpe.token_bytes([5000])
+    with pytest.raises(ValueError, match="token_bytes takes one sequence"):
+        bpe.token_bytes(torch.zeros((1, 3), dtype=torch.long))
+
+
+def test_bpe_training_stops_when_nothing_is_left_to_merge():
+    tok = BPETokenizer.train("ab ab", 100_000)  # documented: a smaller vocabulary, not an error
+    assert tok.vocab_size == 258 and tok.encode("ab ab") == [256, 257]
+
+
+def test_load_names_a_file_that_is_not_a_saved_tokenizer(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"bad.json is not a saved tokenizer: it is not valid JSON"):
+        CharTokenizer.load(tmp_path / "bad.json")
+    (tmp_path / "partial.json").write_text(json.dumps({"type": "bpe", "tokens": ["a"]}))
+    with pytest.raises(ValueError, match=r"partial.json is not a complete saved 'bpe' tokenizer: it lacks \['merges'"):
+        BPETokenizer.load(tmp_path / "partial.json")
 
 
 # ---------------------------------------------------------------------------------------------
