@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_exercises import assert_rejected
 
 from course_lib import exercises
 from course_lib.exercises import answer, check
@@ -49,7 +50,8 @@ def test_add_k():
 def test_window():
     assert check("ch00.window", 8).passed
     assert "includes the token it predicts" in check("ch00.window", 7).message
-    assert not check("ch00.window", 8.0).passed and not check("ch00.window", 6).passed
+    assert_rejected(check("ch00.window", 8.0), "answer with a whole number, not float")
+    assert_rejected(check("ch00.window", 6), "count the characters of '\\n23+58='")
 
 
 def test_pair_counts():
@@ -93,7 +95,7 @@ def test_offset_dot():
     assert check("ch01.offset_dot", lambda k, d: sum(math.cos(k * 10000 ** (-2 * i / d)) for i in range(d // 2))).passed
     assert "d / 2" in check("ch01.offset_dot", lambda k, d: 0.0).message
     sines = check("ch01.offset_dot", lambda k, d: sum(math.sin(k * 10000 ** (-2 * i / d)) for i in range(d // 2)))
-    assert not sines.passed
+    assert_rejected(sines, "pe_dot(0, 8) should be 4.000000, got 0.000000")
 
 
 @pytest.mark.parametrize(
@@ -108,4 +110,37 @@ def test_questions_have_one_right_answer(name, right):
 
 def test_checkers_compare_with_torch_not_themselves():
     # the one-hot checker's reference is F.embedding: a lookup that ignores the table must fail
-    assert not check("ch01.one_hot_lookup", lambda ids, w: torch.zeros(*ids.shape, w.shape[1], dtype=w.dtype)).passed
+    zeros = check("ch01.one_hot_lookup", lambda ids, w: torch.zeros(*ids.shape, w.shape[1], dtype=w.dtype))
+    assert_rejected(zeros, "row i of one_hot(ids) @ weight should be weight[ids[i]]")
+
+
+def test_next_char_probs_rejects_nan():
+    def with_nan(text, char):
+        return {**bigram(text, char), "\0": float("nan")}  # NaN sums and compares as "not off"
+
+    result = check("ch00.next_char_probs", with_nan)
+    assert not result.passed and "contain NaN" in result.message
+
+
+def test_add_k_numerator_without_k_gets_its_own_hint():
+    result = check("ch00.add_k", lambda c, k: c / (c.sum() + k * len(c)))
+    assert not result.passed and "numerator" in result.message
+
+
+def test_window_accepts_numpy_and_torch_integers_only():
+    assert check("ch00.window", np.int64(8)).passed
+    assert check("ch00.window", torch.tensor(8)).passed
+
+    class EqualsEverything(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    assert_rejected(check("ch00.window", EqualsEverything(0)), "then add 1")
+    assert "whole number" in check("ch00.window", "8").message
+
+
+def test_one_hot_lookup_needs_num_classes():
+    result = check("ch01.one_hot_lookup", lambda ids, w: F.one_hot(ids).to(w.dtype) @ w)
+    assert not result.passed and "num_classes=weight.shape[0]" in result.message

@@ -2,6 +2,7 @@
 
 import pytest
 from einops import rearrange
+from test_exercises import assert_rejected
 
 from course_lib import exercises
 from course_lib.exercises import answer, check
@@ -34,7 +35,7 @@ def test_n_params():
     assert "bias" in check("ch03.n_params", 4 * 768 * 768).message
     assert "c_proj" in check("ch03.n_params", 3 * 768 * 768 + 3 * 768).message
     assert "split the C channels" in check("ch03.n_params", 12 * 2_362_368).message
-    assert not check("ch03.n_params", 1).passed
+    assert_rejected(check("ch03.n_params", 1), "count the fused q/k/v projection")
 
 
 def test_kv_cache_bytes():
@@ -42,7 +43,7 @@ def test_kv_cache_bytes():
     assert "keys and the values" in check("ch03.kv_cache_bytes", 75_497_472 // 2).message
     assert "4 bytes" in check("ch03.kv_cache_bytes", 75_497_472 // 4).message
     assert "12 layers" in check("ch03.kv_cache_bytes", 75_497_472 // 12).message
-    assert not check("ch03.kv_cache_bytes", 0).passed
+    assert_rejected(check("ch03.kv_cache_bytes", 0), "multiply: (key + value) x layers")
 
 
 @pytest.mark.parametrize("name, right", [("ch03.q1", "b"), ("ch03.q2", "a"), ("ch03.q3", "b")])
@@ -51,3 +52,8 @@ def test_questions_have_one_right_choice(name, right):
     for letter in "abc":
         if letter != right:
             assert answer(name, letter).startswith("not quite")
+
+
+def test_kv_cache_bytes_half_size_names_both_causes():
+    half = check("ch03.kv_cache_bytes", 2 * 768 * 12 * 1024 * 2)  # float16: 2 bytes per number
+    assert not half.passed and "keys and the values" in half.message and "4 bytes" in half.message

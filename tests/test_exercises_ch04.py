@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from test_exercises import assert_rejected
 
 from course_lib.exercises import answer, check
 
@@ -72,3 +73,57 @@ def test_questions_have_one_right_answer_each():
         assert answer(name, right).startswith("right")
         for wrong in "abcd".replace(right, ""):
             assert answer(name, wrong).startswith("not quite")
+
+
+def test_layer_norm_float32_result_gets_a_dtype_hint_not_a_crash():
+    result = check("ch04.layer_norm", lambda x, w, b, eps: _layer_norm(x.float(), w.float(), b.float(), eps))
+    assert not result.passed and "your result is float32; the inputs are float64" in result.message
+
+
+def test_layer_norm_eps_mistakes():
+    def centred(x):
+        return x - x.mean(-1, keepdim=True)
+
+    def std(x):
+        return x.var(-1, keepdim=True, unbiased=False).sqrt()
+
+    no_eps = check("ch04.layer_norm", lambda x, w, b, eps: centred(x) / std(x) * w + b)
+    assert not no_eps.passed and "eps is missing" in no_eps.message
+    outside = check("ch04.layer_norm", lambda x, w, b, eps: centred(x) / (std(x) + eps) * w + b)
+    assert not outside.passed and "inside the square root" in outside.message
+    fixed = check("ch04.layer_norm", lambda x, w, b, eps: _layer_norm(x, w, b))
+    assert not fixed.passed and "use the eps argument" in fixed.message
+
+
+def test_layer_norm_in_place_but_right_passes():
+    def in_place(x, weight, bias, eps):
+        x -= x.mean(-1, keepdim=True)
+        x /= torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return x * weight + bias
+
+    assert check("ch04.layer_norm", in_place).passed
+
+
+def test_post_ln_block_must_be_built_from_the_parts():
+    called = check("ch04.post_ln_block", lambda x, block: block(x, is_causal=True))
+    assert not called.passed and "block.ln_1, block.attn" in called.message
+
+
+def test_post_ln_block_leaves_the_random_state_alone_on_every_path():
+    state = torch.get_rng_state()
+    build = "compute h = ln_1(x + attn(x)) first"
+    for answer_, hint in [
+        (lambda x, block: x, build),
+        (lambda x, block: x.double(), build),
+        (lambda x, block: block(x), "build yours from its parts"),
+    ]:
+        assert_rejected(check("ch04.post_ln_block", answer_), hint)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_post_ln_block_compares_in_float64():
+    def post64(x, block):
+        h = block.ln_1(x + block.attn(x, is_causal=True)[0])
+        return block.ln_2(h + block.mlp(h)).double()
+
+    assert check("ch04.post_ln_block", post64).passed

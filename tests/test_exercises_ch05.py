@@ -78,3 +78,10 @@ def test_questions_have_one_right_answer_each():
         assert answer(name, right).startswith("right")
         for wrong in "abcd".replace(right, ""):
             assert answer(name, wrong).startswith("not quite")
+
+
+def test_init_loss_accepts_a_rounded_answer_and_nudges_a_rough_one():
+    assert check("ch05.init_loss", 10.8).passed
+    assert check("ch05.init_loss", 10.83).passed
+    rough = check("ch05.init_loss", 10.5)
+    assert not rough.passed and "two decimals" in rough.message

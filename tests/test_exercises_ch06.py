@@ -1,6 +1,7 @@
 """Chapter 06 checkers: right answers pass, the usual mistakes get their hint, unfinished cells say "not yet"."""
 
 import pytest
+import torch
 
 from course_lib.baselines import words
 from course_lib.exercises import check
@@ -75,3 +76,31 @@ def test_questions_have_one_right_answer():
         assert answer(name, right).startswith("right:")
         wrong = "a" if right != "a" else "b"
         assert answer(name, wrong).startswith("not quite:")
+
+
+def test_bow_score_rejects_nan():
+    result = check("ch06.bow_score", lambda w, b, v, s: float("nan"))
+    assert not result.passed and "your margin is nan" in result.message
+
+
+def test_bow_score_in_place_on_the_bias_is_harmless():
+    received = []
+
+    def aliasing(weight, bias, vocab, sentence):
+        received.append(bias.clone())
+        scores = bias  # an alias, not a copy: += changes what the checker handed over
+        for w in set(words(sentence)):
+            if w in vocab:
+                scores += weight[vocab[w]]
+        return float(scores[1] - scores[0])
+
+    assert check("ch06.bow_score", aliasing).passed
+    assert all(torch.equal(b, received[0]) for b in received)  # every call got a fresh, untouched bias
+
+
+def test_merge_float32_gets_a_dtype_hint_and_keeps_the_random_state():
+    state = torch.get_rng_state()
+    result = check("ch06.merge", lambda W, A, B, alpha, r: merged_weight(W, A, B, alpha, r).float())
+    assert not result.passed and "your result is float32; the inputs are float64" in result.message
+    assert check("ch06.merge", merged_weight).passed
+    assert torch.equal(state, torch.get_rng_state())

@@ -3,6 +3,7 @@
 from collections import Counter
 
 import torch
+from test_exercises import assert_rejected
 
 from course_lib.exercises import answer, check
 from course_lib.mlm import mask_tokens
@@ -41,7 +42,7 @@ def test_mask_rule_mistakes_get_hints():
     assert not all_mask.passed and "v < 0.8" in all_mask.message
     no_special = check("ch07.mask_rule", lambda ids, u, v, r, p: (ids, torch.where(u < p, ids, -100)))
     assert not no_special.passed and "never targets" in no_special.message
-    assert not check("ch07.mask_rule", lambda *a: None).passed
+    assert_rejected(check("ch07.mask_rule", lambda *a: None), "your function returned None")
 
 
 def test_expected_masks_and_baseline():
@@ -76,3 +77,29 @@ def test_questions_have_one_right_answer_each():
     for name in ("ch07.q1", "ch07.q2", "ch07.q3", "ch08.q1", "ch08.q2", "ch08.q3"):
         verdicts = [answer(name, c).startswith("right") for c in "abcd"]
         assert verdicts.count(True) == 1, name
+
+
+def test_mask_rule_order_and_ignore_index_mistakes():
+    swapped = check("ch07.mask_rule", lambda ids, u, v, r, p: _mask(ids, u, v, r, p)[::-1])
+    assert not swapped.passed and "(masked_inputs, labels)" in swapped.message
+    zeros = check("ch07.mask_rule", lambda *a: (_mask(*a)[0], _mask(*a)[1].clamp(min=0)))
+    assert not zeros.passed and "-100 wherever a token is not a target" in zeros.message
+
+
+def test_baseline_cannot_be_passed_by_peeking_or_hard_coding():
+    def peek(train, targets):  # counts the targets too: a 5:5 tie in the first case hid this
+        mode = Counter(train + targets).most_common(1)[0][0]
+        return sum(t == mode for t in targets) / len(targets)
+
+    result = check("ch07.baseline", peek)
+    assert not result.passed and "training tokens" in result.message
+    assert_rejected(check("ch07.baseline", lambda train, targets: 0.4), "expected 0.2: find the most frequent")
+
+
+def test_ch08_hard_coded_answers_fail_and_none_labels_get_a_hint():
+    assert_rejected(check("ch08.accuracy", lambda lg, y: 0.6), "expected 0.75: take logits.argmax(dim=-1)")
+    assert "divide" in check("ch08.accuracy", lambda lg, y: (lg.argmax(-1) == y).sum().item()).message
+    wanted = [-100, 5, 2, -100, -100, 0, 10, -100, -100]
+    assert_rejected(check("ch08.word_labels", lambda ids, tags: wanted), "give a token its word's tag")
+    nones = check("ch08.word_labels", lambda ids, tags: [None if w is None else -100 for w in ids])
+    assert not nones.passed and "not None" in nones.message

@@ -11,7 +11,9 @@ Quick concept questions work the same way: ``quiz("ch02.q1")`` shows a multiple-
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +56,47 @@ class Question:
     choices: tuple[Choice, ...]
 
 
+class LearnerRaised(Exception):
+    """An exception raised inside the learner's function (``.exc``), told apart from the checker's own errors."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, with whatever it raises wrapped in ``LearnerRaised``."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise LearnerRaised(exc) from exc
+
+    return call
+
+
 def exercise(name: str) -> Callable[[Checker], Checker]:
-    """Register ``fn(answer) -> (passed, message)`` as the checker of exercise ``name``."""
+    """Register ``fn(answer) -> (passed, message)`` as the checker of exercise ``name``.
+
+    A checker whose parameter is named ``fn`` asks for a function: it gets the learner's function wrapped so
+    that what it raises reaches ``check`` as ``LearnerRaised``, and a value instead of a function is refused.
+    """
 
     def register(fn: Callable[[Any], tuple[bool, str]]) -> Checker:
+        takes_function = next(iter(inspect.signature(fn).parameters), None) == "fn"
+
         def checker(answer: Any) -> Result:
+            if takes_function:
+                if not callable(answer):
+                    return Result(
+                        name,
+                        False,
+                        f"pass the function itself, not its result: check({name!r}, my_fn), not my_fn(...) "
+                        f"(got a {type(answer).__name__})",
+                    )
+                answer = _guarded(answer)
             passed, message = fn(answer)
             return Result(name, passed, message)
 
@@ -100,8 +138,10 @@ def check(name: str, answer: Any) -> Result:
     else:
         try:
             result = _CHECKERS[name](answer)
-        except Exception as exc:  # a learner's code may raise anything; report it as a hint
-            result = Result(name, False, f"your answer raised {type(exc).__name__}: {exc}")
+        except LearnerRaised as raised:  # a learner's code may raise anything; report it as a hint
+            result = Result(name, False, f"your answer raised {raised}")
+        except Exception as exc:  # the checker could not use what it was given (a string for a number, ...)
+            result = Result(name, False, f"could not check this answer: {type(exc).__name__}: {exc}")
     _PASSED[name] = _PASSED.get(name, False) or result.passed
     return result
 
@@ -115,14 +155,24 @@ def progress() -> str:
     return f"{done} of {len(_PASSED)} checked exercises passed\n" + "\n".join(lines)
 
 
-def answer(name: str, choice: str) -> str:
-    """Answer concept question ``name`` with a letter ('a', 'b', ...) and get the explanation."""
+def _question(name: str) -> Question:
+    """The question ``name``, or a KeyError that lists the chapter's questions."""
     if name not in _QUESTIONS:
         _load(name)
-    q = _QUESTIONS[name]
-    index = ord(choice.strip().lower()) - ord("a")
+    if name not in _QUESTIONS:
+        known = ", ".join(sorted(k for k in _QUESTIONS if k.split(".")[0] == name.split(".")[0]))
+        raise KeyError(f"unknown question {name!r}; this chapter has: {known}")
+    return _QUESTIONS[name]
+
+
+def answer(name: str, choice: str) -> str:
+    """Answer concept question ``name`` with a letter ('a', 'b', ...; 'B)' works too) and get the explanation."""
+    q = _question(name)
+    last = chr(ord("a") + len(q.choices) - 1)
+    letter = choice.strip().strip("()[].:'\" ").lower() if isinstance(choice, str) else ""
+    index = ord(letter) - ord("a") if len(letter) == 1 else -1
     if not 0 <= index < len(q.choices):
-        raise ValueError(f"choose a letter from a to {chr(ord('a') + len(q.choices) - 1)}, not {choice!r}")
+        raise ValueError(f"choose one letter from a to {last}, not {choice!r}")
     c = q.choices[index]
     verdict = "right" if c.correct else "not quite"
     _PASSED[name] = _PASSED.get(name, False) or c.correct
@@ -133,9 +183,7 @@ def quiz(name: str):
     """Show concept question ``name`` as radio buttons that explain each choice when picked."""
     import ipywidgets as widgets
 
-    if name not in _QUESTIONS:
-        _load(name)
-    q = _QUESTIONS[name]
+    q = _question(name)
     labels = [f"{chr(ord('a') + i)}) {c.text}" for i, c in enumerate(q.choices)]
     buttons = widgets.RadioButtons(options=labels, value=None, layout=widgets.Layout(width="auto"))
     feedback = widgets.HTML()
@@ -146,6 +194,48 @@ def quiz(name: str):
 
     buttons.observe(on_change, names="value")
     return widgets.VBox([widgets.HTML(f"<b>{q.prompt}</b>"), buttons, feedback])
+
+
+def nonfinite(value: Any) -> str | None:
+    """``"NaN"`` or ``"inf"`` if a learner's number, array or tensor holds one, else None.
+
+    Checkers test this before comparing: NaN is never greater than a tolerance, so ``diff > atol`` alone
+    would let an all-NaN answer through.
+    """
+    try:
+        t = torch.as_tensor(value).double()
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if t.isnan().any():
+        return "NaN"
+    if t.isinf().any():
+        return "inf"
+    return None
+
+
+def dtype_mismatch(got: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """A hint if the learner's tensor has another dtype than the reference (and the inputs), else None."""
+    if got.dtype == expected.dtype:
+        return None
+    have, want = str(got.dtype).removeprefix("torch."), str(expected.dtype).removeprefix("torch.")
+    return f"your result is {have}; the inputs are {want}: keep their dtype (no .float(), .double() or .to(...))"
+
+
+def changed_in_place(**pairs: tuple[torch.Tensor, torch.Tensor]) -> str:
+    """A note naming each input the learner's function changed, given ``name=(what it got, untouched copy)``."""
+    changed = [n for n, (given, copy) in pairs.items() if not torch.equal(given, copy)]
+    if not changed:
+        return ""
+    names = ", ".join(f"`{n}`" for n in changed)
+    return f"; your function changed its input {names} in place (`/=`, `+=`, `.div_`): build a new tensor instead"
+
+
+def missed(where: str, got: torch.Tensor, expected: torch.Tensor, note: str = "") -> tuple[bool, str]:
+    """The verdict on a tensor that matched no known mistake: the NaN or inf it holds, else how far off it is."""
+    bad = nonfinite(got)
+    if bad:
+        return False, f"{where}: your result contains {bad}{note}"
+    return False, f"{where}: off by up to {(got.double() - expected.double()).abs().max().item():.3g}{note}"
 
 
 def compare(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5) -> str:
@@ -164,4 +254,17 @@ def compare(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float = 
     return f"{name}: {verdict} (maxdiff {diff:.1e})"
 
 
-__all__ = ["Result", "answer", "check", "compare", "exercise", "progress", "question", "quiz"]
+__all__ = [
+    "LearnerRaised",
+    "Result",
+    "answer",
+    "changed_in_place",
+    "check",
+    "compare",
+    "dtype_mismatch",
+    "exercise",
+    "nonfinite",
+    "progress",
+    "question",
+    "quiz",
+]

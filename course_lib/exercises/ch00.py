@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections import Counter
 
 import numpy as np
 
-from course_lib.exercises import exercise, question
+from course_lib.exercises import exercise, nonfinite, question
 
 UNWRITTEN = "your function returns None: write its body in place of the `...`"
 
@@ -31,6 +32,12 @@ def _next_char_probs(fn) -> tuple[bool, str]:
             return False, UNWRITTEN
         if not isinstance(got, dict):
             return False, f"return a dict {{next character: probability}}, not a {type(got).__name__}"
+        bad = nonfinite(list(got.values()))
+        if bad:
+            return (
+                False,
+                f"for text={text!r}, char={char!r} your probabilities contain {bad}: divide each count by the total count",
+            )
         if abs(sum(got.values()) - 1) > 1e-9:
             return False, (
                 f"for text={text!r}, char={char!r} your probabilities sum to {sum(got.values()):.3f}; divide each "
@@ -81,7 +88,9 @@ def _add_k(fn) -> tuple[bool, str]:
             return False, f"return one probability per vocabulary entry: shape {want.shape}, not {got.shape}"
         if not np.allclose(got, want, atol=1e-12):
             hint = "add k to every count, and k * V to the total, so the result still sums to 1"
-            if abs(got.sum() - 1) > 1e-9:
+            if np.allclose(got, c / (c.sum() + k * len(c)), atol=1e-12):
+                hint = "the denominator is right; add k to every count in the numerator too: (count + k)"
+            elif abs(got.sum() - 1) > 1e-9:
                 hint = f"your probabilities sum to {got.sum():.3f}, not 1: the denominator needs + k * V"
             return False, f"for counts={counts}, k={k} expected {np.round(want, 4).tolist()}; {hint}"
     return True, "add-k smoothing: (count + k) / (total + k V); even a context never seen gets a uniform guess"
@@ -89,7 +98,9 @@ def _add_k(fn) -> tuple[bool, str]:
 
 @exercise("ch00.window")
 def _window(n) -> tuple[bool, str]:
-    if not isinstance(n, int):
+    try:
+        n = operator.index(n)  # int, numpy or torch integers; not 8.0, and not an object that equals everything
+    except TypeError:
         return False, f"answer with a whole number, not {type(n).__name__}"
     if n == 8:
         return True, "'\\n23+58=' is 7 characters, and the 8th token of the window is the one predicted"

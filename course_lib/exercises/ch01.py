@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from course_lib.exercises import exercise, question
+from course_lib.exercises import LearnerRaised, exercise, question
 
 UNWRITTEN = "your function returns None: write its body in place of the `...`"
 
@@ -53,16 +53,27 @@ def _pair_counts(fn) -> tuple[bool, str]:
 def _one_hot_lookup(fn) -> tuple[bool, str]:
     g = torch.Generator().manual_seed(0)
     weight = torch.randn(11, 5, generator=g, dtype=torch.float64)
-    ids = torch.tensor([[3, 0, 10], [3, 3, 7]])
-    got = fn(ids, weight)
-    if got is None:
-        return False, UNWRITTEN
-    got = torch.as_tensor(got)
-    want = torch.nn.functional.embedding(ids, weight)  # (2, 3, 5)
-    if got.shape != want.shape:
-        return False, f"expected shape {tuple(want.shape)} (batch, tokens, embedding dim), got {tuple(got.shape)}"
-    if not torch.allclose(got.double(), want, atol=1e-12):
-        return False, "row i of one_hot(ids) @ weight should be weight[ids[i]]; use F.one_hot(ids, V).to(weight.dtype)"
+    # the second case's largest id is below V - 1, so F.one_hot(ids) without num_classes is too narrow
+    for ids in (torch.tensor([[3, 0, 10], [3, 3, 7]]), torch.tensor([[1, 4], [2, 0]])):
+        try:
+            got = fn(ids, weight)
+        except LearnerRaised as raised:
+            if "cannot be multiplied" in str(raised.exc):
+                return False, (
+                    f"for ids={ids.tolist()} F.one_hot(ids) has only max(ids) + 1 = {int(ids.max()) + 1} columns; "
+                    "give it num_classes=weight.shape[0]"
+                )
+            raise
+        if got is None:
+            return False, UNWRITTEN
+        got = torch.as_tensor(got)
+        want = torch.nn.functional.embedding(ids, weight)  # (B, T, 5)
+        if got.shape != want.shape:
+            return False, f"expected shape {tuple(want.shape)} (batch, tokens, embedding dim), got {tuple(got.shape)}"
+        if not torch.allclose(got.double(), want, atol=1e-12):
+            return False, (
+                "row i of one_hot(ids) @ weight should be weight[ids[i]]; use F.one_hot(ids, V).to(weight.dtype)"
+            )
     return True, "one-hot times the matrix picks out rows: exactly what nn.Embedding's lookup does, without the matmul"
 
 

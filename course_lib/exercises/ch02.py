@@ -10,10 +10,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.exercises import exercise, question
+from course_lib.exercises import changed_in_place, exercise, nonfinite, question
 
 _WORKED_Q = torch.tensor([[1.0, 2.0, 3.0]])
 _WORKED_K = torch.tensor([[4.0, 5.0, 6.0]])
@@ -33,6 +34,9 @@ def _close(got: Any, expected: torch.Tensor, what: str, atol: float = 1e-6) -> t
         return False, f"{what} should be a torch.Tensor, got {type(got).__name__}"
     if tuple(got.shape) != tuple(expected.shape):
         return False, f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    bad = nonfinite(got)
+    if bad:  # before comparing: NaN - x is NaN, and NaN > atol is False
+        return False, f"{what} contains {bad}"
     diff = (got.double() - expected.double()).abs().max().item()
     if diff > atol:
         return False, f"{what} is off by up to {diff:.3g}"
@@ -44,10 +48,12 @@ def _scores(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[b
     """``fn(q, k)`` returns the scaled scores q @ k^T / sqrt(d_k) for any leading batch shape."""
     for seed, shape in ((0, (3, 4)), (1, (2, 5, 8)), (2, (2, 3, 6, 16))):
         q, k, _ = _random_qkv(seed, *shape)
-        got = fn(q, k)
         expected = q @ k.transpose(-2, -1) / math.sqrt(shape[-1])
+        given_q, given_k = q.clone(), k.clone()  # the learner's copies: changing them in place spoils nothing here
+        got = fn(given_q, given_k)
         ok, msg = _close(got, expected, f"scores for q, k of shape {shape}")
         if not ok:
+            msg += changed_in_place(q=(given_q, q), k=(given_k, k))
             if isinstance(got, torch.Tensor) and got.shape == expected.shape:
                 if torch.allclose(got.double(), q @ k.transpose(-2, -1)):
                     return False, msg + ": you forgot to divide by sqrt(d_k), with d_k = q.shape[-1]"
@@ -61,15 +67,29 @@ def _scores(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[b
 def _attention(fn: Callable[..., torch.Tensor]) -> tuple[bool, str]:
     """``fn(q, k, v, attention_mask=None)`` returns the attention output; the mask is HF-style (1 keep, 0 pad)."""
     q, k, v = _random_qkv(3, 2, 5, 8)
-    ok, msg = _close(fn(q, k, v), F.scaled_dot_product_attention(q, k, v), "output without a mask")
-    if not ok:
-        return False, msg + " (scores, scale, softmax over the last dim, then weights @ v)"
     attention_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     keep = attention_mask.bool()[:, None, :]  # (B, 1, T_k): every query sees the same keys
-    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-    ok, msg = _close(fn(q, k, v, attention_mask), expected, "output with a padding mask")
+    expected = F.scaled_dot_product_attention(q, k, v)
+    expected_masked = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+    given = [t.clone() for t in (q, k, v)]  # the learner's copies: changing them in place spoils nothing here
+    got = fn(*given)
+    ok, msg = _close(got, expected, "output without a mask")
     if not ok:
-        return False, msg + (
+        note = changed_in_place(q=(given[0], q), k=(given[1], k), v=(given[2], v))
+        return False, msg + note + " (scores, scale, softmax over the last dim, then weights @ v)"
+    given = [t.clone() for t in (q, k, v, attention_mask)]
+    got = fn(*given)
+    ok, msg = _close(got, expected_masked, "output with a padding mask")
+    if not ok:
+        note = changed_in_place(
+            q=(given[0], q), k=(given[1], k), v=(given[2], v), attention_mask=(given[3], attention_mask)
+        )
+        if nonfinite(got) == "NaN":
+            return False, msg + note + (
+                ": a row where every key is masked? attention_mask is 1 for the keys to keep and 0 for the pads; "
+                "fill the scores with -inf where attention_mask[:, None, :] == 0"
+            )
+        return False, msg + note + (
             " (give the padded keys a score of -inf before the softmax; attention_mask has shape (B, T_k)"
             " and needs a query axis: attention_mask[:, None, :])"
         )
@@ -84,6 +104,8 @@ def _causal_mask(fn: Callable[[int], torch.Tensor]) -> tuple[bool, str]:
         expected = torch.ones(T, T, dtype=torch.bool).tril()
         if got is None:
             return False, "your function returned None: replace the `...` in its body with your code"
+        if isinstance(got, np.ndarray):
+            return False, f"causal_mask({T}) should be a bool torch.Tensor, got a numpy array: build it with torch"
         if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
             return False, f"causal_mask({T}) should be a bool tensor, got {getattr(got, 'dtype', type(got).__name__)}"
         if got.shape != expected.shape:

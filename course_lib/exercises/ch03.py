@@ -93,7 +93,8 @@ def _kv_cache_bytes(n: Any) -> tuple[bool, str]:
     right = per_token_per_layer * _N_LAYER * _CONTEXT * 4
     n = int(n)
     hints = {
-        right // 2: "a cache keeps both the keys and the values",
+        right // 2: "half the right size: a cache keeps both the keys and the values, and float32 takes 4 bytes "
+        "per number (2 is float16)",
         right // _N_LAYER: "every one of the 12 layers has its own cache",
         right // 4: "that is the number of floats; a float32 takes 4 bytes",
         right * _N_HEAD: "the heads split the 768 channels; do not multiply by the number of heads again",

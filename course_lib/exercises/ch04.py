@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from course_lib.exercises import exercise, question
+from course_lib.exercises import LearnerRaised, changed_in_place, dtype_mismatch, exercise, missed, nonfinite, question
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.transformer import Block, BlockConfig
 
@@ -29,32 +29,61 @@ def _tensor_verdict(got: Any, expected: torch.Tensor, what: str) -> tuple[bool, 
     return None
 
 
+def _layer_norm_cases() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]]:
+    """(x, weight, bias, eps) in float64: three shapes with a wide spread, then a large eps on a narrow spread."""
+    g = torch.Generator().manual_seed(4)
+    cases = []
+    for shape, scale, eps in [((4,), 3.0, 1e-5), ((3, 8), 3.0, 1e-5), ((2, 5, 16), 3.0, 1e-5), ((3, 6), 0.5, 0.1)]:
+        C = shape[-1]
+        x = torch.randn(shape, generator=g, dtype=torch.float64) * scale + 2
+        weight = torch.randn(C, generator=g, dtype=torch.float64)
+        bias = torch.randn(C, generator=g, dtype=torch.float64)
+        cases.append((x, weight, bias, eps))
+    cases[-1][0][-1] = 2.0  # a constant row: variance 0, so only eps keeps the division finite
+    return cases
+
+
 @exercise("ch04.layer_norm")
 def _layer_norm(fn: Callable[..., torch.Tensor]) -> tuple[bool, str]:
     """``fn(x, weight, bias, eps)`` normalises the last dimension like ``F.layer_norm``."""
-    g = torch.Generator().manual_seed(4)
-    for shape in [(4,), (3, 8), (2, 5, 16)]:
-        C = shape[-1]
-        x = torch.randn(shape, generator=g, dtype=torch.float64) * 3 + 2
-        weight = torch.randn(C, generator=g, dtype=torch.float64)
-        bias = torch.randn(C, generator=g, dtype=torch.float64)
-        expected = F.layer_norm(x, (C,), weight, bias, eps=1e-5)
-        got = fn(x, weight, bias, 1e-5)
+    for x, weight, bias, eps in _layer_norm_cases():
+        shape, C = tuple(x.shape), x.shape[-1]
+        expected = F.layer_norm(x, (C,), weight, bias, eps=eps)
+        given = x.clone(), weight.clone(), bias.clone()  # copies: an in-place answer cannot spoil the references
+        got = fn(*given, eps)
         verdict = _tensor_verdict(got, expected, f"my_layer_norm on shape {shape}")
         if verdict:
             return verdict
-        if not torch.allclose(got, expected, atol=1e-6):
-            var = x.var(-1, keepdim=True)  # the unbiased variance, divided by C - 1
-            unbiased = (x - x.mean(-1, keepdim=True)) / torch.sqrt(var + 1e-5) * weight + bias
-            if torch.allclose(got, unbiased, atol=1e-6):
-                return False, "you divided by C - 1 (torch.var's default); LayerNorm divides by C: unbiased=False"
-            no_affine = F.layer_norm(x, (C,), eps=1e-5)
-            if torch.allclose(got, no_affine, atol=1e-6):
-                return False, "the normalisation is right; now multiply by weight and add bias"
-            return (
-                False,
-                f"on shape {shape} the result differs from F.layer_norm by up to {(got - expected).abs().max():.2e}",
-            )
+        hint = dtype_mismatch(got, expected)
+        if hint:
+            return False, hint
+        if torch.allclose(got, expected, atol=1e-6):
+            continue
+        where = f"on shape {shape} with eps={eps}"
+        centred = x - x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        mistakes = [
+            (
+                centred / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias,
+                "you divided by C - 1 (torch.var's default); LayerNorm divides by C: unbiased=False",
+            ),
+            (F.layer_norm(x, (C,), eps=eps), "the normalisation is right; now multiply by weight and add bias"),
+            (
+                centred / torch.sqrt(var) * weight + bias,
+                f"{where}: eps is missing; divide by sqrt(var + eps), which also keeps a constant row finite",
+            ),
+            (
+                centred / (torch.sqrt(var) + eps) * weight + bias,
+                f"{where}: eps goes inside the square root, sqrt(var + eps), not after it",
+            ),
+            (F.layer_norm(x, (C,), weight, bias, eps=1e-5), f"{where}: use the eps argument, not a fixed 1e-5"),
+        ]
+        for candidate, why in mistakes:
+            if torch.allclose(got, candidate, atol=1e-6, equal_nan=True):
+                return False, why
+        return missed(
+            where, got, expected, changed_in_place(x=(given[0], x), weight=(given[1], weight), bias=(given[2], bias))
+        )
     return True, "matches F.layer_norm on every shape, in float64"
 
 
@@ -74,6 +103,17 @@ def _mlp_params(n: Any) -> tuple[bool, str]:
     return False, hints.get(n, "count the weight matrix and bias of c_fc (512 -> 2048) and of c_proj (2048 -> 512)")
 
 
+class _CalledTheBlock(Exception):
+    pass
+
+
+class _PartsOnlyBlock(Block):
+    """The learner's copy of the block: the same modules, but calling the block itself is refused."""
+
+    def forward(self, *args, **kwargs):
+        raise _CalledTheBlock("build the block from block.ln_1, block.attn, block.mlp and block.ln_2")
+
+
 @exercise("ch04.post_ln_block")
 def _post_ln_block(fn: Callable[[torch.Tensor, Block], torch.Tensor]) -> tuple[bool, str]:
     """``fn(x, block)`` computes the post-LN block ``ln_2(h + mlp(h))`` with ``h = ln_1(x + attn(x))``."""
@@ -84,22 +124,36 @@ def _post_ln_block(fn: Callable[[torch.Tensor, Block], torch.Tensor]) -> tuple[b
             ln.weight.normal_(1.0, 0.3)
             ln.bias.normal_(0.0, 0.3)
         x = torch.randn(2, 6, 16)
+        pre = Block(BlockConfig(n_embd=16, n_head=4, prenorm=True))
+        parts_only = _PartsOnlyBlock(BlockConfig(n_embd=16, n_head=4, prenorm=False))
+    pre.load_state_dict(block.state_dict())
+    parts_only.load_state_dict(block.state_dict())
     with torch.no_grad():
         expected = block(x, is_causal=True)
-        got = fn(x, block)
+        try:
+            got = fn(x.clone(), parts_only)
+        except LearnerRaised as raised:
+            if isinstance(raised.exc, _CalledTheBlock):
+                return False, (
+                    "calling block(x) runs the library's block; build yours from its parts: "
+                    "block.ln_1, block.attn (with is_causal=True), block.mlp and block.ln_2"
+                )
+            raise
     verdict = _tensor_verdict(got, expected, "my_post_ln_block")
     if verdict:
         return verdict
-    if torch.allclose(got, expected, atol=1e-5):
+    got = got.double()  # compare in float64, whatever dtype the learner returned
+    if torch.allclose(got, expected.double(), atol=1e-5):
         return True, "each LayerNorm sits on the residual stream, after the addition"
-    pre = Block(BlockConfig(n_embd=16, n_head=4, prenorm=True))
-    pre.load_state_dict(block.state_dict())
     with torch.no_grad():
-        if torch.allclose(got, pre(x, is_causal=True), atol=1e-5):
+        if torch.allclose(got, pre(x, is_causal=True).double(), atol=1e-5):
             return False, "that is the pre-LN block; in post-LN the norm comes after the addition: ln_1(x + attn(x))"
-        bidirectional = block(x, is_causal=False)
+        bidirectional = block(x, is_causal=False).double()
     if torch.allclose(got, bidirectional, atol=1e-5):
         return False, "the attention must be causal: call block.attn(x, is_causal=True)"
+    bad = nonfinite(got)
+    if bad:
+        return False, f"your output contains {bad}; compute h = ln_1(x + attn(x)) first, then return ln_2(h + mlp(h))"
     return False, "compute h = ln_1(x + attn(x)) first, then return ln_2(h + mlp(h))"
 
 

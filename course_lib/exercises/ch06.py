@@ -15,7 +15,7 @@ from torch import nn
 
 from course_lib.baselines import BagOfWordsClassifier
 from course_lib.classify import last_token_index
-from course_lib.exercises import exercise, question
+from course_lib.exercises import changed_in_place, dtype_mismatch, exercise, nonfinite, question
 from course_lib.lora import LoRALinear, count_trainable
 
 
@@ -69,22 +69,31 @@ def _merge(fn: Callable[..., torch.Tensor]) -> tuple[bool, str]:
     """``fn(W, A, B, alpha, r)`` = the merged weight, checked by putting it into a plain ``nn.Linear``."""
     g = torch.Generator().manual_seed(60)
     d_in, d_out, r, alpha = 6, 5, 2, 8.0
-    lora = LoRALinear(nn.Linear(d_in, d_out).double(), r=r, alpha=alpha).double()
+    with torch.random.fork_rng():  # the layers' random init; the learner's random state is kept
+        torch.manual_seed(60)
+        lora = LoRALinear(nn.Linear(d_in, d_out).double(), r=r, alpha=alpha).double()
     with torch.no_grad():
         lora.B.copy_(torch.randn(d_out, r, generator=g, dtype=torch.float64))
-    x = torch.randn(4, d_in, generator=g, dtype=torch.float64)
+        x = torch.randn(4, d_in, generator=g, dtype=torch.float64)
+        expected = lora(x)
     W, A, B = lora.base.weight.detach().clone(), lora.A.detach().clone(), lora.B.detach().clone()
-    got = fn(W, A, B, alpha, r)
+    got = fn(W.clone(), A.clone(), B.clone(), alpha, r)
     verdict = _missing(got)
     if verdict:
         return verdict
     if not isinstance(got, torch.Tensor) or got.shape != W.shape:
         return False, f"the merged weight must have W's shape {tuple(W.shape)}; B @ A is (out, in)"
+    bad = nonfinite(got)
+    if bad:
+        return False, f"your merged weight contains {bad}"
+    hint = dtype_mismatch(got, W)
+    if hint:
+        return False, hint
     if torch.allclose(got, W + B @ A, atol=1e-9):
         return False, "almost: the update is scaled by alpha / r"
-    plain = nn.functional.linear(x, got, lora.base.bias)
-    if not torch.allclose(plain, lora(x).detach(), atol=1e-9):
-        return False, f"a Linear with your weight differs from the LoRA layer by {(plain - lora(x)).abs().max():.2e}"
+    plain = nn.functional.linear(x, got.detach(), lora.base.bias.detach())
+    if not torch.allclose(plain, expected, atol=1e-9):
+        return False, f"a Linear with your weight differs from the LoRA layer by {(plain - expected).abs().max():.2e}"
     return True, "W + (alpha / r) * B @ A: after merging, the LoRA layer costs no more than the original"
 
 
@@ -97,15 +106,22 @@ def _bow_score(fn: Callable[..., float]) -> tuple[bool, str]:
     for sentence in ["Good film!", "not GOOD, not bad", "an unknown word", "good good good"]:
         scores = model.scores([sentence])[0]
         expected = (scores[1] - scores[0]).item()
-        got = fn(model.weight, model.bias, model.vocab, sentence)
+        weight, bias = model.weight.clone(), model.bias.clone()  # copies: `scores = bias; scores += ...` is harmless
+        got = fn(weight, bias, dict(model.vocab), sentence)
         verdict = _missing(got)
         if verdict:
             return verdict
         got = float(got)
-        if abs(got - expected) > 1e-4:
-            if "good good" in sentence or "not" in sentence:
+        if not abs(got - expected) <= 1e-4:  # written so that NaN fails too
+            note = changed_in_place(weight=(weight, model.weight), bias=(bias, model.bias))
+            if nonfinite(got):
+                return (
+                    False,
+                    f"on {sentence!r} your margin is {got}: add the known words' weight rows to the bias" + note,
+                )
+            if not note and ("good good" in sentence or "not" in sentence):
                 return False, f"on {sentence!r}: count each known word once (a bag of distinct words), lower-cased"
-            return False, f"on {sentence!r} the margin is {expected:.4f}, you said {got:.4f}"
+            return False, f"on {sentence!r} the margin is {expected:.4f}, you said {got:.4f}" + note
     return True, "a sum of per-word weights: order and repetition play no part, which is the model's weakness"
 
 

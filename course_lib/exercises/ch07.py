@@ -7,6 +7,7 @@ independent of ``course_lib.mlm``, so a mistake the library might share is still
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,13 @@ def _mask_rule(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> tuple[bo
     want_x, want_y = _reference_mask(ids, u, v, r, p)
     if x.shape != ids.shape or y.shape != ids.shape:
         return False, f"both outputs should have the input's shape {tuple(ids.shape)}"
+    if (x == -100).any():
+        return False, "your first output holds -100s: return the pair in the order (masked_inputs, labels)"
+    if not (y == -100).any():
+        return False, (
+            "labels must be -100 wherever a token is not a target (the loss skips -100; 0 is a real token id), "
+            "and the pair goes in the order (masked_inputs, labels)"
+        )
     special = torch.isin(ids, torch.tensor(_SPECIAL))
     if (y[special] != -100).any() or not torch.equal(x[special], ids[special]):
         return False, "[CLS], [SEP] and [PAD] are never targets: leave them unchanged with label -100"
@@ -85,17 +93,24 @@ def _expected_masks(value: Any) -> tuple[bool, str]:
 @exercise("ch07.baseline")
 def _baseline(fn: Callable[[list[int], list[int]], float]) -> tuple[bool, str]:
     """``fn(train_tokens, target_tokens)``: accuracy of always guessing the most frequent training token."""
-    train = [5, 6, 5, 7, 5, 6, 8]  # 5 is the most frequent
-    targets = [5, 6, 6, 6, 5]  # the most frequent target (6) is not the most frequent training token
-    got = fn(train, targets)
-    if got is None:
-        return False, "your function returned None: replace the `...` in its body with your code"
-    got = float(got)
-    if math.isclose(got, 0.4, abs_tol=1e-6):
-        return True, "2 of the 5 targets are the most frequent training token: 40%"
-    if math.isclose(got, 0.6, abs_tol=1e-6):
-        return False, "count the most frequent token in the training tokens, not in the targets"
-    return False, "find the most frequent training token (collections.Counter), then the share of targets equal to it"
+    # the most frequent target is never the most frequent training token; the second case has no tie even
+    # when the targets are (wrongly) counted together with the training tokens
+    cases = [([5, 6, 5, 7, 5, 6, 8], [5, 6, 6, 6, 5], 0.4), ([3, 3, 9, 9, 9, 1], [3, 3, 3, 9, 1], 0.2)]
+    for train, targets, right in cases:
+        got = fn(list(train), list(targets))
+        if got is None:
+            return False, "your function returned None: replace the `...` in its body with your code"
+        got = float(got)
+        if math.isclose(got, right, abs_tol=1e-6):
+            continue
+        peeked = Counter(targets).most_common(1)[0][1] / len(targets)
+        if math.isclose(got, peeked, abs_tol=1e-6):
+            return False, "count the most frequent token in the training tokens, not in the targets"
+        return False, (
+            f"for train={train}, targets={targets} expected {right}: find the most frequent training token "
+            "(collections.Counter), then the share of targets equal to it"
+        )
+    return True, "2 of the 5 targets are the most frequent training token: 40%"
 
 
 question(

@@ -33,38 +33,61 @@ def _word_labels(fn: Callable[[list[int | None], list[int]], list[int]]) -> tupl
 
     ``word_ids`` gives, for every token, the index of the word it came from, or None for [CLS]/[SEP].
     """
-    word_ids = [None, 0, 1, 1, 1, 2, 3, 3, None]  # [CLS] the un ##believ ##able film , ... [SEP]
-    tags = [5, 2, 0, 10]
-    want = [-100, 5, 2, -100, -100, 0, 10, -100, -100]
-    got = fn(word_ids, tags)
-    if got is None:
-        return False, "your function returned None: replace the `...` in its body with your code"
-    got = [int(t) for t in got]
-    if got == want:
-        return True, "one label per word, on its first piece; the other pieces and the special tokens are ignored"
-    if len(got) != len(want):
-        return False, f"return one label per token: {len(want)} here, got {len(got)}"
-    if got == [-100, 5, 2, 2, 2, 0, 10, 10, -100]:
-        return False, "every piece got its word's tag: label only the first piece, so each word counts once"
-    if got[0] != -100 or got[-1] != -100:
-        return False, "[CLS] and [SEP] (word id None) get -100, which the loss skips"
-    return False, "give a token its word's tag when its word id differs from the previous token's, -100 otherwise"
+    cases = [
+        # [CLS] the un ##believ ##able film , ... [SEP]
+        ([None, 0, 1, 1, 1, 2, 3, 3, None], [5, 2, 0, 10], [-100, 5, 2, -100, -100, 0, 10, -100, -100]),
+        # a two-piece first word, a one-piece word, a three-piece word, then [SEP] and a [PAD]
+        ([None, 0, 0, 1, 2, 2, 2, None, None], [7, 1, 3], [-100, 7, -100, 1, 3, -100, -100, -100, -100]),
+    ]
+    for word_ids, tags, want in cases:
+        got = fn(list(word_ids), list(tags))
+        if got is None:
+            return False, "your function returned None: replace the `...` in its body with your code"
+        got = list(got)
+        if any(t is None for t in got):
+            return False, "[CLS] and [SEP] (word id None) get the label -100, not None: the loss skips -100"
+        got = [int(t) for t in got]
+        if got == want:
+            continue
+        if len(got) != len(want):
+            return False, f"return one label per token: {len(want)} here, got {len(got)}"
+        every_piece = [-100 if w is None else tags[w] for w in word_ids]
+        if got == every_piece:
+            return False, "every piece got its word's tag: label only the first piece, so each word counts once"
+        if got[0] != -100 or got[-1] != -100:
+            return False, "[CLS] and [SEP] (word id None) get -100, which the loss skips"
+        return False, (
+            f"for word_ids={word_ids} and tags={tags} expected {want}: give a token its word's tag when its "
+            "word id differs from the previous token's, -100 otherwise"
+        )
+    return True, "one label per word, on its first piece; the other pieces and the special tokens are ignored"
 
 
 @exercise("ch08.accuracy")
 def _accuracy(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> tuple[bool, str]:
     """``fn(logits, labels)``: the share of rows whose largest logit is at the label."""
-    logits = torch.tensor([[2.0, -1.0], [0.1, 0.3], [-0.5, -0.2], [1.0, 0.9], [0.0, 3.0]])
-    labels = torch.tensor([0, 1, 0, 1, 1])
-    got = fn(logits, labels)
-    if got is None:
-        return False, "your function returned None: replace the `...` in its body with your code"
-    got = float(got)
-    if math.isclose(got, 0.6, abs_tol=1e-6):
-        return True, "3 of 5 rows are right: argmax over the classes, compare, average"
-    if math.isclose(got, 3.0, abs_tol=1e-6):
-        return False, "that is the number of correct rows; divide by the number of rows"
-    return False, "take logits.argmax(dim=-1), compare with labels, and average the matches as floats"
+    cases = [
+        (torch.tensor([[2.0, -1.0], [0.1, 0.3], [-0.5, -0.2], [1.0, 0.9], [0.0, 3.0]]), torch.tensor([0, 1, 0, 1, 1])),
+        (  # three classes, four rows, three right
+            torch.tensor([[0.2, 1.5, -0.3], [2.0, 0.1, 0.4], [0.0, 0.2, 0.9], [1.1, 1.3, 0.2]]),
+            torch.tensor([1, 0, 2, 0]),
+        ),
+    ]
+    for logits, labels in cases:
+        right = (logits.argmax(-1) == labels).float().mean().item()
+        got = fn(logits.clone(), labels.clone())
+        if got is None:
+            return False, "your function returned None: replace the `...` in its body with your code"
+        got = float(got)
+        if math.isclose(got, right, abs_tol=1e-6):
+            continue
+        if math.isclose(got, right * len(labels), abs_tol=1e-6):
+            return False, "that is the number of correct rows; divide by the number of rows"
+        return False, (
+            f"for {len(labels)} rows and {logits.shape[1]} classes expected {right:.2f}: take logits.argmax(dim=-1), "
+            "compare with labels, and average the matches as floats"
+        )
+    return True, "3 of 5 rows are right: argmax over the classes, compare, average"
 
 
 question(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.exercises import exercise, question
+from course_lib.exercises import changed_in_place, dtype_mismatch, exercise, missed, question
 
 # SmolLM2-135M's shape (its GGUF metadata): 30 blocks, width 576, 9 query and 3 key/value heads of 64, SwiGLU 1536
 _N_LAYER, _N_EMBD, _N_KV_HEAD, _HEAD_DIM, _D_FF = 30, 576, 3, 64, 1536
@@ -34,12 +34,16 @@ def _rmsnorm(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) ->
     for shape, eps in (((4,), 1e-5), ((3, 8), 1e-6), ((2, 5, 16), 0.1)):
         x = 3 * torch.randn(*shape, generator=g, dtype=torch.float64) + 1
         weight = torch.randn(shape[-1], generator=g, dtype=torch.float64)
-        got = fn(x, weight, eps)
+        expected = F.rms_norm(x, (shape[-1],), weight, eps)  # before the learner's call, which gets copies
+        given_x, given_weight = x.clone(), weight.clone()
+        got = fn(given_x, given_weight, eps)
         if got is None:
             return False, "your function returned None: replace the `...` with your code"
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
             return False, f"for x of shape {shape} return a tensor of the same shape"
-        expected = F.rms_norm(x, (shape[-1],), weight, eps)
+        hint = dtype_mismatch(got, expected)
+        if hint:
+            return False, hint
         if torch.allclose(got, expected, atol=1e-8):
             continue
         if torch.allclose(got, F.layer_norm(x, (shape[-1],), weight, None, eps), atol=1e-8):
@@ -47,7 +51,8 @@ def _rmsnorm(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) ->
         no_eps = x / x.pow(2).mean(-1, keepdim=True).sqrt() * weight
         if torch.allclose(got, no_eps, atol=1e-8):
             return False, "add eps inside the square root: sqrt(mean(x**2) + eps)"
-        return False, f"off by up to {(got - expected).abs().max().item():.3g} for x of shape {shape} (eps={eps})"
+        note = changed_in_place(x=(given_x, x), weight=(given_weight, weight))
+        return missed(f"for x of shape {shape} (eps={eps})", got, expected, note)
     return True, "matches F.rms_norm for 1-D, 2-D and 3-D inputs"
 
 
@@ -98,6 +103,13 @@ def _q4_1_block(fn: Callable[[np.ndarray], np.ndarray]) -> tuple[bool, str]:
             continue
         if np.allclose(np.sort(got), np.sort(expected[i]), atol=1e-6):
             return False, "right values, wrong order: low nibbles are weights 0-15, high nibbles weights 16-31"
+        d, m = raw[0:2].view(np.float16)[0], raw[2:4].view(np.float16)[0]
+        codes = np.concatenate([raw[4:20] & 0x0F, raw[4:20] >> 4]).astype(np.float16)
+        if np.array_equal(got, (d * codes + m).astype(np.float64)):  # the same formula, rounded to float16
+            return False, (
+                f"block {i} is rounded to float16: d and m are float16, so d * code + m is computed in float16; "
+                "convert d and m to float32 before multiplying (d.astype(np.float32))"
+            )
         return False, f"block {i} is off by up to {np.abs(got - expected[i]).max():.3g}; w = d * code + m"
     return True, "decoded exactly like the gguf package's Q4_1"
 
