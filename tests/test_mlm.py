@@ -54,21 +54,22 @@ def test_special_tokens_are_never_targets():
 
 
 @pytest.mark.parametrize(
-    "kwargs, error",
+    ("kwargs", "error", "message"),
     [
-        (dict(input_ids=torch.zeros(2, 3)), TypeError),
-        (dict(mask_prob=0.0), ValueError),
-        (dict(mask_prob=1.5), ValueError),
-        (dict(mask_id=10), ValueError),
-        (dict(input_ids=torch.tensor([[1, 10]])), ValueError),
-        (dict(special_ids=None), TypeError),  # would be read as "nothing special": [CLS] and [SEP] graded
-        (dict(special_ids="0"), TypeError),
-        (dict(special_ids=(0, 1.0)), TypeError),
+        (dict(input_ids=torch.zeros(2, 3)), TypeError, "input_ids must be an integer tensor"),
+        (dict(mask_prob=0.0), ValueError, r"mask_prob must lie strictly between 0 and 1 .*, got 0.0"),
+        (dict(mask_prob=1.5), ValueError, r"mask_prob must lie strictly between 0 and 1 .*, got 1.5"),
+        (dict(mask_id=10), ValueError, "mask_id=10 is not an id of a vocabulary of vocab_size=10"),
+        (dict(input_ids=torch.tensor([[1, 10]])), ValueError, r"input_ids hold ids in \[1, 10\] but vocab_size=10"),
+        # None would be read as "nothing special": [CLS] and [SEP] graded
+        (dict(special_ids=None), TypeError, r"special_ids must be a list, tuple or set .*, got None; pass \(\)"),
+        (dict(special_ids="0"), TypeError, "special_ids must be a list, tuple or set .*, got '0'"),
+        (dict(special_ids=(0, 1.0)), TypeError, r"special_ids must hold int token ids, got \[0, 1.0\]"),
     ],
 )
-def test_bad_arguments_are_refused(kwargs, error):
+def test_bad_arguments_are_refused(kwargs, error, message):
     args = dict(input_ids=torch.tensor([[1, 2]]), mask_id=4, vocab_size=10) | kwargs
-    with pytest.raises(error):
+    with pytest.raises(error, match=message):
         mask_tokens(**args)
 
 

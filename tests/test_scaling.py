@@ -75,9 +75,17 @@ def test_addition_problems_never_draw_excluded_ones():
             addition_problems(1, 1, torch.Generator(), exclude=exclude)
 
 
-@pytest.mark.parametrize("n, n_digits", [(0, 3), (5, 0), (5, 10), (2.0, 3)])
-def test_addition_problems_refuse_bad_sizes(n, n_digits):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("n", "n_digits", "message"),
+    [
+        (0, 3, "n must be a positive int, got 0"),
+        (5, 0, "n_digits must be an int from 1 to 9, got 0"),
+        (5, 10, "n_digits must be an int from 1 to 9, got 10"),
+        (2.0, 3, "n must be a positive int, got 2.0"),
+    ],
+)
+def test_addition_problems_refuse_bad_sizes(n, n_digits, message):
+    with pytest.raises(ValueError, match=message):
         addition_problems(n, n_digits, torch.Generator())
 
 
