@@ -41,7 +41,8 @@ def mask_tokens(
     BERT, a random token is drawn from the whole vocabulary.
     """
     if not isinstance(input_ids, Tensor) or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must be an integer tensor, got {type(input_ids).__name__}")
+        what = f"a {input_ids.dtype} tensor" if isinstance(input_ids, Tensor) else f"a {type(input_ids).__name__}"
+        raise TypeError(f"input_ids must be an integer tensor of token ids, got {what}; convert with .long()")
     if not 0.0 < mask_prob < 1.0:
         raise ValueError(f"mask_prob must lie strictly between 0 and 1 (BERT uses 0.15), got {mask_prob!r}")
     if not 0 <= mask_id < vocab_size:

@@ -56,7 +56,7 @@ def test_special_tokens_are_never_targets():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(input_ids=torch.zeros(2, 3)), TypeError, "input_ids must be an integer tensor"),
+        (dict(input_ids=torch.zeros(2, 3)), TypeError, "integer tensor of token ids, got a torch.float32 tensor"),
         (dict(mask_prob=0.0), ValueError, r"mask_prob must lie strictly between 0 and 1 .*, got 0.0"),
         (dict(mask_prob=1.5), ValueError, r"mask_prob must lie strictly between 0 and 1 .*, got 1.5"),
         (dict(mask_id=10), ValueError, "mask_id=10 is not an id of a vocabulary of vocab_size=10"),

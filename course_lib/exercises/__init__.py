@@ -263,6 +263,7 @@ __all__ = [
     "compare",
     "dtype_mismatch",
     "exercise",
+    "missed",
     "nonfinite",
     "progress",
     "question",
