@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.checks import check_positive_int
+from course_lib.checks import check_positive_int, check_positive_real
 
 
 def scaled_dot_product_attention(
@@ -257,13 +257,8 @@ class MultiHeadAttention(nn.Module):
             )
         self.n_embd, self.n_head, self.n_kv_head = n_embd, n_head, n_kv_head
         self.head_dim = head_dim or n_embd // n_head
-        if rope_base is not None and (isinstance(rope_base, bool) or not isinstance(rope_base, (int, float))):
-            raise TypeError(f"rope_base must be a number (e.g. 10000.0) or None, got {rope_base!r}")
-        if rope_base is not None and not 0 < rope_base < math.inf:  # base ** -x: 0 or less gives inf or NaN angles
-            raise ValueError(
-                f"rope_base is the base of the rotary frequencies and must be > 0 and finite (Llama 2 uses 10000.0), "
-                f"got {rope_base!r}"
-            )
+        if rope_base is not None:  # base ** -x: a base of 0 or less gives inf, NaN or garbage angles
+            rope_base = check_positive_real("rope_base", rope_base)
         if rope_base is not None and self.head_dim % 2 != 0:
             raise ValueError(f"rotary embeddings rotate pairs, so head_dim must be even, got {self.head_dim}")
         self.rope_base = rope_base

@@ -6,6 +6,9 @@ dropout of 1 would silently zero every activation; each check names the field an
 
 from __future__ import annotations
 
+import math
+import numbers
+
 
 def check_positive_ints(config: object, names: tuple[str, ...], optional: bool = False) -> None:
     """Raise unless each named field of ``config`` is an int >= 1 (or None, where ``optional``)."""
@@ -19,6 +22,13 @@ def check_positive_int(name: str, value: object, optional: bool = False) -> None
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if optional else ''}, got {value!r}")
+
+
+def check_positive_real(name: str, value: object) -> float:
+    """``value`` as a float, after checking it is a finite number > 0 (a NumPy scalar is fine, ``True`` is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def check_probability(config: object, name: str) -> None:

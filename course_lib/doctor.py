@@ -1,7 +1,7 @@
 """``python -m course_lib.doctor``: check, before a workshop, that this machine can run the course.
 
 It reports the Python version, PyTorch, the device the notebooks will use, every data file against
-its checksum, the pretrained weights that three chapters install, and whether each notebook's imports
+its checksum, the pretrained weights that four chapters install, and whether each notebook's imports
 resolve here, with one concrete fix per problem.
 The exit status is non-zero when anything failed, so an instructor can run it on thirty laptops (or
 in CI) and only look at the ones that complain.

@@ -148,7 +148,7 @@ def _generate(
             cache, feed = KVCache(), idx[:, -block_size:]  # first step, or the window slid: rebuild
         logits = model(feed, cache=cache)[0][:, -1, :]  # (B, V)
         if step == 0 and not torch.isfinite(logits).all():  # once: a check per token would sync every step
-            raise ValueError(
+            raise FloatingPointError(  # the trainer's type for a diverged model, too
                 "the model's logits are not finite (nan/inf): its weights diverged in training; "
                 "reload a checkpoint from before the loss became nan, or train with a lower learning rate"
             )

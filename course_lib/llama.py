@@ -8,8 +8,6 @@ which switches a Llama uses and how the GGUF file's tensors and tokenizer map on
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from course_lib.checks import check_positive_ints
+from course_lib.checks import check_positive_ints, check_positive_real
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
 from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_token_ids
 
@@ -104,9 +102,7 @@ class LlamaConfig:
         if not self.norm_eps > 0:
             raise ValueError(f"LlamaConfig.norm_eps must be > 0, got {self.norm_eps!r}")
         # rotary angles are position / rope_base ** (2i / hs): a base <= 0 gives garbage angles, not NaN
-        base = self.rope_base
-        if isinstance(base, bool) or not isinstance(base, numbers.Real) or not 0 < base < math.inf:
-            raise ValueError(f"LlamaConfig.rope_base must be a finite number > 0 (SmolLM2: 100000), got {base!r}")
+        self.rope_base = check_positive_real("LlamaConfig.rope_base", self.rope_base)
 
     def block_config(self) -> BlockConfig:
         """The shared core's switches for a Llama block: RMSNorm, pre-norm, SwiGLU, no biases, GQA, RoPE."""

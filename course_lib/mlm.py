@@ -39,6 +39,10 @@ def mask_tokens(
     ``v = rand(shape)`` decides each target's fate (``v < 0.8``: ``[MASK]``; ``0.8 <= v < 0.9``: random;
     otherwise unchanged) and ``r = randint(vocab_size, shape)`` holds the random tokens. As in the original
     BERT, a random token is drawn from the whole vocabulary.
+
+    Targets are drawn, not counted out: a short input can come back with none (a 6-token sentence does for
+    about a third of seeds), and a model refuses labels that are all -100, since their loss would be 0/0.
+    Mask whole batches of windows, as chapter 07 does, where a batch without a target does not happen.
     """
     if not isinstance(input_ids, Tensor) or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
         what = f"a {input_ids.dtype} tensor" if isinstance(input_ids, Tensor) else f"a {type(input_ids).__name__}"

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -121,16 +122,20 @@ class TrainConfig:
 def _check_number(
     config: TrainConfig, name: str, ok: Callable[[float], bool], allowed: str, integer: bool = False
 ) -> None:
-    """Raise unless ``config.name`` is a finite int (or float, unless ``integer``) for which ``ok`` holds.
+    """Raise unless ``config.name`` is a finite integer (or real number, unless ``integer``) for which ``ok`` holds;
+    store it as a plain int or float (a NumPy scalar from a sweep is welcome, but the checkpoint index is JSON).
 
     A bool is refused (``True`` is no step count), and so is a string: ``"3e-4"`` from a hand-edited file would
     otherwise fail deep inside torch, and NaN would train every weight to NaN.
     """
     value = getattr(config, name)
-    kinds = int if integer else (int, float)
-    finite = not isinstance(value, float) or math.isfinite(value)  # an int always is
-    if isinstance(value, bool) or not isinstance(value, kinds) or not finite or not ok(value):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if not math.isfinite(value) or not ok(value):
+        raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}")
+    setattr(config, name, value)
 
 
 def check_keys(cls: type, values: Mapping[str, Any], what: str) -> None:
@@ -237,6 +242,8 @@ class Trainer:
 
         self.raw_model = unwrap(model).to(self.device)
         self.optimizer = configure_optimizer(self.raw_model, config, self.device)
+        # gradients left by an interrupted or diverged earlier run on this model would be added to the first step's
+        self.optimizer.zero_grad(set_to_none=True)
         self.precision = _resolve_precision(config.precision, self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
@@ -413,28 +420,31 @@ class Trainer:
         )
         start = time.perf_counter()
         train_seconds, steps_run = 0.0, 0
-        while self.step < cfg.max_steps:
-            if cfg.eval_interval and self.step % cfg.eval_interval == 0:
-                self._record_eval(history, callback)
-            t0 = time.perf_counter()
-            loss = self.backward()  # a float: backward() already waits for the device to read it
-            # stop before update() and any save can spread the NaN to a checkpoint; under fp16 an overflow is the
-            # grad scaler's to handle (it skips that update and lowers its scale), and save() still checks the weights
-            if not math.isfinite(loss) and not self.scaler.is_enabled():
-                raise self._diverged(f"training loss became {loss} at step {self.step}")
-            lr = self.update()
-            train_seconds += time.perf_counter() - t0
-            steps_run += 1
-            history.steps.append(self.step - 1)
-            history.train_loss.append(loss)
-            history.lr.append(lr)
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{loss:.4f}", tok_s=f"{tokens_per_step * steps_run / train_seconds:,.0f}", refresh=False
-            )
-            if cfg.out_dir and cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
-                self.save(cfg.out_dir)
-        bar.close()
+        try:
+            while self.step < cfg.max_steps:
+                if cfg.eval_interval and self.step % cfg.eval_interval == 0:
+                    self._record_eval(history, callback)
+                t0 = time.perf_counter()
+                loss = self.backward()  # a float: backward() already waits for the device to read it
+                # stop before update() and any save can spread the NaN to a checkpoint; under fp16 an overflow is
+                # the grad scaler's to handle (it skips that update, lowers its scale), and save() checks the weights
+                if not math.isfinite(loss) and not self.scaler.is_enabled():
+                    self.optimizer.zero_grad(set_to_none=True)  # NaN gradients must not reach a rerun's first step
+                    raise self._diverged(f"training loss became {loss} at step {self.step}")
+                lr = self.update()
+                train_seconds += time.perf_counter() - t0
+                steps_run += 1
+                history.steps.append(self.step - 1)
+                history.train_loss.append(loss)
+                history.lr.append(lr)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{loss:.4f}", tok_s=f"{tokens_per_step * steps_run / train_seconds:,.0f}", refresh=False
+                )
+                if cfg.out_dir and cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
+                    self.save(cfg.out_dir)
+        finally:
+            bar.close()  # also when a step raises, so no stale bar is left in the notebook
         if cfg.eval_interval and (not history.eval_steps or history.eval_steps[-1] != self.step):
             self._record_eval(history, callback)
         if cfg.out_dir:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -9,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -546,6 +548,23 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, grad
     ):
         train(make_model(), make_data(), cfg, resume=tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_gradients_left_on_the_model_never_reach_a_new_run():
+    """A diverged or interrupted run leaves gradients behind; a rerun on the same model must not add them in."""
+    model = make_model()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, math.nan)
+    history = train(model, make_data(), quick(max_steps=3, eval_interval=0))
+    assert all(math.isfinite(loss) for loss in history.train_loss)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_config_numbers_may_be_numpy_scalars_and_are_stored_as_plain_ones():
+    """A sweep over np.linspace hands NumPy scalars; the checkpoint index stores the config as JSON."""
+    cfg = TrainConfig(learning_rate=np.float32(3e-4), seed=np.int64(3), beta2=np.float64(0.99), max_steps=1000)
+    assert type(cfg.learning_rate) is float and type(cfg.seed) is int and type(cfg.beta2) is float
+    assert json.loads(json.dumps(dataclasses.asdict(cfg)))["learning_rate"] == pytest.approx(3e-4)
 
 
 def test_a_checkpoint_never_holds_nan_weights(tmp_path):
