@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.checks import check_positive_int, check_positive_real
+from course_lib.linear import Linear
 
 
 def scaled_dot_product_attention(
@@ -262,8 +263,8 @@ class MultiHeadAttention(nn.Module):
         if rope_base is not None and self.head_dim % 2 != 0:
             raise ValueError(f"rotary embeddings rotate pairs, so head_dim must be even, got {self.head_dim}")
         self.rope_base = rope_base
-        self.c_attn = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)  # q, k, v stacked
-        self.c_proj = nn.Linear(n_head * self.head_dim, n_embd, bias=bias)
+        self.c_attn = Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)  # q, k, v stacked
+        self.c_proj = Linear(n_head * self.head_dim, n_embd, bias=bias)
         self.attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.resid_dropout = nn.Dropout(dropout)
 

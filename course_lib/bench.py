@@ -179,14 +179,15 @@ def matmuls_only(model: nn.Module, new_tokens: int) -> torch.Tensor:
     Each new token must read every weight once, and at batch 1 that is a matrix-vector product, bound by memory
     bandwidth rather than arithmetic. Timed like a generation (it returns a dummy (1, 1 + new_tokens) result), it
     says how much of a decoding step is weight traffic and how much is everything else: attention over the
-    cache, norms, activations and the framework's per-call cost.
+    cache, norms, activations and the framework's per-call cost. The layers run as themselves, so the floor uses
+    the same kernel as the model (``course_lib.linear.Linear`` splits a large one-vector product over the threads).
     """
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     inputs = {layer.in_features: torch.zeros(1, 1, layer.in_features) for layer in layers}
     with torch.inference_mode():
         for _ in range(new_tokens):
             for layer in layers:
-                F.linear(inputs[layer.in_features], layer.weight, layer.bias)
+                layer(inputs[layer.in_features])
     return torch.zeros((1, 1 + new_tokens), dtype=torch.long)
 
 

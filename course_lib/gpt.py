@@ -15,6 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from course_lib.checks import check_positive_ints, check_probability
+from course_lib.linear import Linear
 from course_lib.transformer import BlockConfig, DecoderLM, Transformer
 
 HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
@@ -69,7 +70,7 @@ class GPT(DecoderLM):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)  # position embeddings
         self.drop = nn.Dropout(config.dropout)
         self.transformer = Transformer(config.block_config(), config.n_layer)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying: the matrix that maps a token to a vector also scores vectors against tokens,
         # which saves vocab_size * n_embd parameters and trains better on small data.
         self.lm_head.weight = self.wte.weight

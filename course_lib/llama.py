@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from course_lib.checks import check_positive_ints, check_positive_real
+from course_lib.linear import Linear
 from course_lib.tokenizers import GPT2_SPLIT_PATTERN, BPETokenizer
 from course_lib.transformer import BlockConfig, DecoderLM, Transformer, check_token_ids
 
@@ -132,7 +133,7 @@ class Llama(DecoderLM):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.transformer = Transformer(config.block_config(), config.n_layer)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
 

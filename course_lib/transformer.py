@@ -37,6 +37,7 @@ from torch import Tensor
 from course_lib.attention import KVCache, MultiHeadAttention, check_attention_mask
 from course_lib.checks import check_positive_int, check_positive_ints, check_probability
 from course_lib.generate import generate
+from course_lib.linear import Linear
 
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "gelu_tanh", "swiglu")
@@ -116,10 +117,10 @@ class MLP(nn.Module):
         super().__init__()
         d_ff = cfg.d_ff or 4 * cfg.n_embd
         self.kind = cfg.mlp
-        self.c_fc = nn.Linear(cfg.n_embd, d_ff, bias=cfg.bias)
+        self.c_fc = Linear(cfg.n_embd, d_ff, bias=cfg.bias)
         if cfg.mlp == "swiglu":
-            self.c_gate = nn.Linear(cfg.n_embd, d_ff, bias=cfg.bias)
-        self.c_proj = nn.Linear(d_ff, cfg.n_embd, bias=cfg.bias)
+            self.c_gate = Linear(cfg.n_embd, d_ff, bias=cfg.bias)
+        self.c_proj = Linear(d_ff, cfg.n_embd, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -299,7 +300,7 @@ class DecoderLM(nn.Module):
 
     config: Any
     transformer: Transformer
-    lm_head: nn.Linear
+    lm_head: Linear
 
     def embed(self, idx: Tensor, offset: int) -> Tensor:
         """Token ids (B, T) at positions ``offset`` onwards -> input vectors (B, T, C)."""
