@@ -24,7 +24,7 @@ SHARED_CHECK := ../shared/tools/notebook_check.py
 # notebooks' trained figures can differ in their last digits.
 CPU_PINS := $(if $(filter x86_64 amd64 AMD64,$(shell uname -m)),ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 # The Python that ruff lints and format-checks first in make test (the notebooks are checked by nbval instead).
-LINTED := course_lib tests scripts
+LINTED := course_lib tests scripts conftest.py
 
 .PHONY: lab test execute lock clean chromium site
 
