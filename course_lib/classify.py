@@ -224,7 +224,7 @@ def _check_classification_data(model: nn.Module, sequences: Sequence, labels: Se
     _check_sequences_fit(model, sequences, split)
     num_labels = getattr(model, "num_labels", None) or getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels and num_labels > 1:
-        check_labels(torch.as_tensor(labels), (len(labels),), num_labels, name=f"{split}labels")
+        check_labels(torch.as_tensor(labels, dtype=torch.long), (len(labels),), num_labels, name=f"{split}labels")
 
 
 def _check_sequences_fit(model: nn.Module, sequences: Sequence, split: str) -> None:

@@ -256,7 +256,7 @@ def _extremes(ids: Tensor, ignore: int | None) -> tuple[int, int, bool] | None:
 
 
 def check_labels(labels: Tensor, shape: tuple[int, ...], num_classes: int, name: str = "labels") -> None:
-    """Class labels must be integers of ``shape`` in [0, num_classes), or -100 (ignored by the loss), not all -100.
+    """Class labels must be int64 of ``shape`` in [0, num_classes), or -100 (ignored by the loss), not all -100.
 
     Without this, a wrong shape broadcasts or fails deep inside the loss, an id out of range is an
     IndexError on the CPU or a device-side assert on CUDA, and labels that are all -100 give a NaN loss
@@ -266,9 +266,9 @@ def check_labels(labels: Tensor, shape: tuple[int, ...], num_classes: int, name:
         raise TypeError(
             f"{name} must be a torch.Tensor of class ids, got {type(labels).__name__}; use torch.tensor({name})"
         )
-    if labels.is_floating_point() or labels.dtype == torch.bool:
+    if labels.dtype != torch.int64:  # F.cross_entropy takes no other integer type, and says so in its own terms
         raise TypeError(
-            f"{name} must be an integer tensor of class ids, got {labels.dtype}; convert with {name}.long()"
+            f"{name} must be an integer tensor of class ids (int64), got {labels.dtype}; convert with {name}.long()"
         )
     if tuple(labels.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(labels.shape)}, but the inputs need {tuple(shape)}: one per example")

@@ -280,6 +280,8 @@ def test_clear_errors():
         gpt(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[1, -1]]))
     with pytest.raises(TypeError, match="targets must be an integer tensor"):
         gpt(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2))
+    with pytest.raises(TypeError, match=r"\(int64\), got torch.int32; convert with targets.long\(\)"):  # the loss's
+        gpt(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, dtype=torch.int32))  # own error named Long/Byte
     assert gpt(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[-100, 9]]))[1].isfinite()  # -100 is ignored
     for bad in (dict(n_inner=0), dict(n_inner=-4), dict(n_inner=2.5)):
         with pytest.raises(ValueError, match="GPTConfig.n_inner must be a positive int or None"):

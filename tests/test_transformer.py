@@ -225,7 +225,7 @@ def test_check_labels_refuses_lists_and_labels_that_are_all_ignored():
     ):
         check_labels([0, 1], (2,), 3)
     with pytest.raises(
-        TypeError, match=r"integer tensor of class ids, got torch.float32; convert with labels.long\(\)"
+        TypeError, match=r"integer tensor of class ids \(int64\), got torch.float32; convert with labels.long\(\)"
     ):
         check_labels(torch.zeros(2), (2,), 3)
     with pytest.raises(
