@@ -339,15 +339,18 @@ def logit_lens(model: DecoderLM, idx: Tensor, last: int | None = None) -> Tensor
     intermediate state, as if the remaining blocks were skipped. Returns (n_layer + 1, T, vocab_size)
     for one sequence ``idx`` (1, T); the last entry is the model's real prediction. The output layer
     dominates the cost (vocab_size x n_embd per position and layer), so ``last=n`` reads only the
-    last n positions. Any decoder of the course works (GPT too): row 0 is its own ``embed``.
+    last n positions. Any decoder of the course works (GPT too): row 0 is what its ``embed`` gave block 0 in this
+    very forward pass, so in training mode it carries the same dropout mask as the rows after it.
     """
     check_token_ids(idx, model.config.vocab_size, model.config.block_size)
     if idx.shape[0] != 1:
         raise ValueError(f"logit_lens takes one sequence, shape (1, T), got {tuple(idx.shape)}; use idx[:1]")
     if last is not None and not 1 <= last <= idx.shape[1]:
         raise ValueError(f"last={last!r} must be between 1 and the sequence length {idx.shape[1]}, or None for all")
-    states = [model.embed(idx, 0)]  # (1, T, C) before any block: GPT adds its position embeddings here
-    hooks = [block.register_forward_hook(lambda _m, _inp, out: states.append(out)) for block in model.transformer.h]
+    states: list[Tensor] = []  # (1, T, C) each: block 0's input (GPT's includes its positions), then every output
+    blocks = model.transformer.h
+    hooks = [blocks[0].register_forward_pre_hook(lambda _m, args: states.append(args[0]))]
+    hooks += [block.register_forward_hook(lambda _m, _inp, out: states.append(out)) for block in blocks]
     try:
         model(idx)
     finally:

@@ -414,3 +414,16 @@ def test_logit_lens_on_gpt_starts_at_its_embedding_with_positions():
         torch.testing.assert_close(lens[-1], torch.log_softmax(gpt(idx)[0][0], dim=-1))
     torch.testing.assert_close(lens[0], first)
     assert not torch.allclose(lens[0, 0], lens[0, 1])
+
+
+def test_logit_lens_reads_the_embedding_its_own_forward_used():
+    """In training mode the embedding's dropout draws a mask: row 0 must be the one the blocks went on from."""
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.5)).train()
+    idx = torch.tensor([[3, 1, 4, 1, 5]])
+    seen = []
+    gpt.transformer.h[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    lens = logit_lens(gpt, idx)
+    assert len(seen) == 1, "the lens must not run the embedding (and its dropout) a second time"
+    with torch.no_grad():
+        torch.testing.assert_close(lens[0], torch.log_softmax(gpt.lm_head(gpt.transformer.ln_f(seen[0]))[0], -1))
