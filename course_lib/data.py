@@ -475,7 +475,7 @@ def _padded_batches(sequences, labels, batch_size, pad_id, shuffle, generator, b
             input_ids[row, : len(sequences[i])] = torch.as_tensor(sequences[i], dtype=torch.long)
             attention_mask[row, : len(sequences[i])] = 1
         batch = ClassificationBatch(
-            input_ids, attention_mask, torch.tensor([labels[i] for i in members]), torch.tensor(members)
+            input_ids, attention_mask, torch.tensor([int(labels[i]) for i in members]), torch.tensor(members)
         )
         if device is not None:
             batch = ClassificationBatch(*(t.to(device) for t in batch))

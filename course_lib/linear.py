@@ -5,7 +5,7 @@ and reads every weight once to do a few flops with it. PyTorch's CPU kernel for 
 one thread, so a model whose weights do not fit in the cache waits on one core's memory bandwidth while the
 other cores idle. Cutting the weight's rows into one block per thread makes the same product a batched one,
 ``torch.bmm``, which PyTorch spreads over its threads: on the course's 2-core machine the 10m benchmark model's
-42 MB of weights took 3.8 ms per token with ``F.linear`` and 2.0 ms split in two. Each output is still one dot
+42 MB of weights took 3.8-4.7 ms per token with ``F.linear`` and 1.9-2.6 ms split in two. Each output is still one dot
 product of a weight row with the input, so only the rounding of the sum can differ. Small weights keep the plain
 call, whose fixed cost is lower; so do GPUs, whose kernels already use the whole device.
 """
@@ -27,11 +27,16 @@ class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same state dict) that splits a one-vector product over the CPU threads."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.numel() == self.in_features and self.weight.numel() >= SPLIT_MIN_WEIGHTS and x.device.type == "cpu":
+        if self._one_row_on_cpu(x) and self.weight.numel() >= SPLIT_MIN_WEIGHTS:
             blocks = math.gcd(self.out_features, torch.get_num_threads())  # equal blocks, at most one per thread
             if blocks > 1:
                 return split_rows_linear(x, self.weight, self.bias, blocks)
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)  # also says what is wrong with a misshapen x
+
+    def _one_row_on_cpu(self, x: Tensor) -> bool:
+        # torch.compile fuses the product its own way (and the thread count is not a tensor it can trace)
+        one_row = x.numel() == self.in_features and x.shape[-1] == self.in_features and x.dtype == self.weight.dtype
+        return one_row and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def split_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None, blocks: int) -> Tensor:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,6 +109,13 @@ def test_sentiment_sizes_balance_and_cleaning():
             assert (rating >= 0.5 and label == 1) or (rating <= -0.5 and label == 0)
             assert text == text.strip() and "''" not in text and "`" not in text and "\r" not in text
     assert splits.train.texts[0].startswith('The Rock is destined to be the 21st Century\'s new "Conan"')
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_classification_batches_give_int64_labels_whatever_the_array_holds(dtype):
+    labels = np.array([0, 1, 1, 0], dtype=dtype)  # the loss takes only int64 (or uint8) class ids
+    (batch,) = data.classification_batches([[1], [2, 3], [4], [5, 6]], labels, 8, generator=torch.Generator())
+    assert batch.labels.dtype == torch.int64 and batch.labels.tolist() == labels[batch.index].tolist()
 
 
 def test_classification_batches_pad_bucket_and_cover_everything():

@@ -68,6 +68,23 @@ def test_plain_product_otherwise(threads, monkeypatch, in_features, out_features
     torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
+def test_misshapen_or_mistyped_input_gets_the_plain_products_error(threads):
+    threads(2)
+    layer = Linear(512, 768)  # would split a (1, 512) input
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x256 and 512x768\)"):
+        layer(torch.randn(2, 256))  # as many numbers as one row, in the wrong shape
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got Double and Float"):
+        layer(torch.randn(1, 512, dtype=torch.float64))
+
+
+def test_compiled_layer_traces_in_one_graph(threads):
+    threads(2)
+    layer = Linear(512, 768)
+    x = torch.randn(1, 1, 512)
+    compiled = torch.compile(layer, fullgraph=True)  # a graph break (the thread count) would raise here
+    torch.testing.assert_close(compiled(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
 def test_split_product_gradients_match_float64(threads):
     threads(2)
     layer = Linear(512, 768)
