@@ -27,7 +27,7 @@ class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same state dict) that splits a one-vector product over the CPU threads."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._one_row_on_cpu(x) and self.weight.numel() >= SPLIT_MIN_WEIGHTS:
+        if self.weight.numel() >= SPLIT_MIN_WEIGHTS and self._one_row_on_cpu(x):  # size first: it rules out most layers
             blocks = math.gcd(self.out_features, torch.get_num_threads())  # equal blocks, at most one per thread
             if blocks > 1:
                 return split_rows_linear(x, self.weight, self.bias, blocks)
